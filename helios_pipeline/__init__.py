@@ -1,0 +1,1 @@
+"""Helios market-data platform: ingest, validate, store and serve exchange data."""

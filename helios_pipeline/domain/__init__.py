@@ -1,0 +1,1 @@
+"""Pure domain types: market data points, candles, timeframes, symbols and column names."""

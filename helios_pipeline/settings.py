@@ -1,0 +1,96 @@
+"""The one place that reads ``HELIOS_*`` environment variables.
+
+Everything configurable is a field of :class:`Settings`; code receives a ``Settings`` (or the
+values it needs) instead of reading the environment itself. Defaults run on one laptop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+StorageFormat = Literal["parquet", "csv"]
+
+DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+
+
+class SettingsError(ValueError):
+    """A ``HELIOS_*`` variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Platform configuration, read from ``HELIOS_*`` environment variables.
+
+    Attributes:
+        data_dir: Data root (``HELIOS_DATA_DIR``); candle partitions and metadata live under it.
+        exchange: ccxt exchange id (``HELIOS_EXCHANGE``).
+        exchange_url: Base URL that replaces the exchange's own (``HELIOS_EXCHANGE_URL``), e.g.
+            the simulated exchange, a testnet or a proxy. ``None`` means the real exchange.
+        redis_url: Hot-tier Redis (``HELIOS_REDIS_URL``).
+        storage_format: ``parquet`` (default) or ``csv`` (``HELIOS_STORAGE_FORMAT``).
+        symbols: Symbols the pipeline ingests (``HELIOS_SYMBOLS``, comma separated).
+        start_date: First day of the daily partitions (``HELIOS_START_DATE``, YYYY-MM-DD).
+        max_in_flight: Requests in flight per exchange (``HELIOS_MAX_IN_FLIGHT``).
+        request_timeout_s: Per-request timeout in seconds (``HELIOS_REQUEST_TIMEOUT_S``).
+        dagster_home: Dagster instance folder (``HELIOS_DAGSTER_HOME``).
+    """
+
+    data_dir: Path = Path("local/data")
+    exchange: str = "binance"
+    exchange_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    storage_format: StorageFormat = "parquet"
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    start_date: str = "2017-08-17"
+    max_in_flight: int = 50
+    request_timeout_s: float = 10.0
+    dagster_home: Path = field(default=Path("local/dagster"))
+
+    @property
+    def metadata_path(self) -> Path:
+        """SQLite metadata database (markets, configs, partition catalog)."""
+        return self.data_dir / "metadata.sqlite"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from the environment (or ``environ``), falling back to defaults.
+
+        Raises:
+            SettingsError: A variable is set to a value that cannot be used; the message names it.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"HELIOS_{f.name.upper()}")
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(f.name, raw.strip())
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str) -> object:
+    var = f"HELIOS_{name.upper()}"
+    if name in ("data_dir", "dagster_home"):
+        return Path(raw)
+    if name == "storage_format":
+        if raw not in ("parquet", "csv"):
+            raise SettingsError(f"{var}={raw!r}: expected 'parquet' or 'csv'.")
+        return raw
+    if name == "symbols":
+        symbols = tuple(s.strip() for s in raw.split(",") if s.strip())
+        if not symbols:
+            raise SettingsError(f"{var} is empty: give symbols like 'BTC/USDT,ETH/USDT'.")
+        return symbols
+    if name in ("max_in_flight", "request_timeout_s"):
+        try:
+            number = int(raw) if name == "max_in_flight" else float(raw)
+        except ValueError:
+            raise SettingsError(f"{var}={raw!r}: expected a number.") from None
+        if number <= 0:
+            raise SettingsError(f"{var}={raw!r}: must be greater than 0.")
+        return number
+    return raw
