@@ -50,11 +50,6 @@ class Settings:
     request_timeout_s: float = 10.0
     dagster_home: Path = field(default=Path("local/dagster"))
 
-    @property
-    def metadata_path(self) -> Path:
-        """SQLite metadata database (markets, configs, partition catalog)."""
-        return self.data_dir / "metadata.sqlite"
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from the environment (or ``environ``), falling back to defaults.

@@ -1,0 +1,153 @@
+"""The storage layout: the only module that knows where files live under the data root.
+
+Layout (``data_dir`` is ``Settings.data_dir``, ``local/data`` by default)::
+
+    {data_dir}/market_data/{STORAGE_ID}/{YYYY}/{MM}/ohlcv_{tf}_{YYYYMMDD}.{parquet|csv}
+    {data_dir}/market_data/{STORAGE_ID}/{YYYY}/{MM}/ticker_{YYYYMMDD}_{HH}.{parquet|csv}
+    {data_dir}/market_data/{STORAGE_ID}/current/realtime_ticker.{parquet|csv}
+    {data_dir}/market_data/{STORAGE_ID}/current/realtime_ohlcv_{tf}.{parquet|csv}
+    {data_dir}/quarantine/
+    {data_dir}/system/data_quality_reports/
+
+``STORAGE_ID`` comes from :func:`helios_pipeline.domain.symbols.to_storage_id` (``BTCUSDT``, or
+``binance.BTCUSDT`` when an exchange is given). Every other module asks these functions for a path
+instead of formatting one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from helios_pipeline.domain.symbols import to_storage_id
+from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.settings import StorageFormat
+
+FILE_FORMATS: tuple[StorageFormat, ...] = ("parquet", "csv")
+
+MARKET_DATA = "market_data"
+CURRENT = "current"
+QUARANTINE = "quarantine"
+SYSTEM = "system"
+DATA_QUALITY_REPORTS = "data_quality_reports"
+
+
+def market_data_root(data_dir: Path) -> Path:
+    """Folder holding one sub-folder per storage id."""
+    return data_dir / MARKET_DATA
+
+
+def symbol_dir(data_dir: Path, symbol: str, exchange: str | None = None) -> Path:
+    """Folder of one symbol (``market_data/BTCUSDT``).
+
+    Args:
+        data_dir: Data root.
+        symbol: ccxt unified symbol, ``BTC/USDT``.
+        exchange: When given, the folder is exchange-qualified (``binance.BTCUSDT``).
+
+    Raises:
+        SymbolError: ``symbol`` is not a unified symbol.
+    """
+    return market_data_root(data_dir) / to_storage_id(symbol, exchange)
+
+
+def month_dir(data_dir: Path, symbol: str, day: date, exchange: str | None = None) -> Path:
+    """Folder of the month that contains ``day`` (``market_data/BTCUSDT/2024/01``)."""
+    return symbol_dir(data_dir, symbol, exchange) / f"{day.year:04d}" / f"{day.month:02d}"
+
+
+def ohlcv_path(
+    data_dir: Path,
+    symbol: str,
+    timeframe: Timeframe,
+    day: date,
+    fmt: StorageFormat,
+    exchange: str | None = None,
+) -> Path:
+    """Daily candle partition, ``.../2024/01/ohlcv_1m_20240131.parquet``.
+
+    Args:
+        data_dir: Data root.
+        symbol: ccxt unified symbol.
+        timeframe: Candle length; its value (``1m``) is part of the name.
+        day: UTC day the partition covers.
+        fmt: ``parquet`` or ``csv``; the file extension.
+        exchange: Exchange-qualifies the symbol folder when given.
+    """
+    name = f"ohlcv_{timeframe.value}_{day:%Y%m%d}.{_extension(fmt)}"
+    return month_dir(data_dir, symbol, day, exchange) / name
+
+
+def ohlcv_paths(
+    data_dir: Path,
+    symbol: str,
+    timeframe: Timeframe,
+    day: date,
+    prefer: StorageFormat,
+    exchange: str | None = None,
+) -> tuple[Path, ...]:
+    """Every path a daily candle partition may have, the ``prefer`` format first."""
+    order = (prefer, *(f for f in FILE_FORMATS if f != prefer))
+    return tuple(ohlcv_path(data_dir, symbol, timeframe, day, f, exchange) for f in order)
+
+
+def ticker_path(
+    data_dir: Path, symbol: str, hour: datetime, fmt: StorageFormat, exchange: str | None = None
+) -> Path:
+    """Hourly ticker partition, ``.../2024/01/ticker_20240131_14.parquet``.
+
+    Args:
+        data_dir: Data root.
+        symbol: ccxt unified symbol.
+        hour: Any tz-aware moment inside the hour; it is converted to UTC.
+        fmt: ``parquet`` or ``csv``.
+        exchange: Exchange-qualifies the symbol folder when given.
+
+    Raises:
+        ValueError: ``hour`` is naive.
+    """
+    if hour.tzinfo is None:
+        raise ValueError(f"Naive datetime {hour.isoformat()}: give a tz-aware (UTC) datetime.")
+    utc = hour.astimezone(UTC)
+    name = f"ticker_{utc:%Y%m%d}_{utc:%H}.{_extension(fmt)}"
+    return month_dir(data_dir, symbol, utc.date(), exchange) / name
+
+
+def realtime_ticker_path(
+    data_dir: Path, symbol: str, fmt: StorageFormat, exchange: str | None = None
+) -> Path:
+    """Rolling one-hour ticker file, ``market_data/BTCUSDT/current/realtime_ticker.csv``."""
+    return symbol_dir(data_dir, symbol, exchange) / CURRENT / f"realtime_ticker.{_extension(fmt)}"
+
+
+def realtime_ohlcv_path(
+    data_dir: Path,
+    symbol: str,
+    timeframe: Timeframe,
+    fmt: StorageFormat,
+    exchange: str | None = None,
+) -> Path:
+    """Rolling live-candle file, ``market_data/BTCUSDT/current/realtime_ohlcv_1m.csv``."""
+    name = f"realtime_ohlcv_{timeframe.value}.{_extension(fmt)}"
+    return symbol_dir(data_dir, symbol, exchange) / CURRENT / name
+
+
+def quarantine_root(data_dir: Path) -> Path:
+    """Folder for rejected rows and the reasons they were rejected."""
+    return data_dir / QUARANTINE
+
+
+def quality_reports_root(data_dir: Path) -> Path:
+    """Folder for data-quality reports."""
+    return data_dir / SYSTEM / DATA_QUALITY_REPORTS
+
+
+def _extension(fmt: StorageFormat) -> str:
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"Unknown storage format {fmt!r}; expected 'parquet' or 'csv'.")
+    return fmt
+
+
+def metadata_path(data_dir: Path) -> Path:
+    """SQLite metadata database: markets, trading rules, configs, partition catalog."""
+    return data_dir / "metadata.sqlite"
