@@ -1,0 +1,1 @@
+"""Exchange access: ccxt client, rate limiter, circuit breaker, retry, simulated exchange."""

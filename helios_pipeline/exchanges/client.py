@@ -1,0 +1,493 @@
+"""Resilient async exchange client: ccxt REST calls behind a breaker, rate limiter and retries.
+
+Every call goes: circuit-breaker check -> rate limiter (weight) -> concurrency semaphore -> ccxt.
+Failures are classified by :mod:`helios_pipeline.exchanges.retry`, retried within the policy, and
+reported to the breaker. The status and headers of *every* HTTP response are captured by a
+subclass of the ccxt exchange class (``on_rest_response``), which feeds the rate limiter
+(``X-MBX-USED-WEIGHT-1M``, 429 Retry-After, 418 bans) and records the status for the call that
+made the request (through a context variable, so concurrent calls never mix their responses up;
+ccxt's shared ``last_response_headers`` would).
+
+Candle open/closed decisions use this process's clock: the exchange's clock is assumed to be
+within a few seconds of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from helios_pipeline.domain.models import Market, MarketDataPoint, OHLCVData
+from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
+from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.exchanges import ccxt_adapter as adapter
+from helios_pipeline.exchanges.breaker import CircuitBreaker
+from helios_pipeline.exchanges.errors import (
+    CircuitOpenError,
+    ExchangeBannedError,
+    ExchangeDataError,
+    ExchangeError,
+    ExchangeRequestError,
+    ExchangeUnavailableError,
+    UnknownSymbolError,
+    excerpt,
+)
+from helios_pipeline.exchanges.ratelimit import AdaptiveRateLimiter, Clock, Sleep
+from helios_pipeline.exchanges.retry import FailureKind, RetryPolicy, classify
+from helios_pipeline.settings import Settings
+
+T = TypeVar("T")
+
+CHUNK_CANDLES = 1000
+DEFAULT_BAN_S = 120.0  # Binance's shortest ban, used when a 418 carries no Retry-After.
+# Exchanges whose raw /api/v3/klines endpoint is read directly to keep all twelve fields.
+RAW_KLINE_EXCHANGES = frozenset({"binance", "binanceus"})
+_WEIGHTS = {"exchangeInfo": 20, "klines": 2, "ticker": 2}
+
+
+async def _gather_all(coros: Sequence[Awaitable[T]]) -> list[T]:
+    """Run all ``coros``; on the first failure cancel the rest and raise that failure."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class ExchangeClient:
+    """Async market-data client for one exchange.
+
+    Args:
+        exchange_id: ccxt exchange id (``binance``).
+        base_url: Replaces the exchange's own address, e.g. ``http://127.0.0.1:8080`` for the
+            simulated exchange (``HELIOS_EXCHANGE_URL``).
+        max_in_flight: Requests in flight at once.
+        timeout_s: Per-request timeout.
+        retry: Retry policy; default :class:`RetryPolicy()`.
+        breaker: Circuit breaker; default one for ``exchange_id`` with default windows.
+        limiter: Rate limiter; default one for ``exchange_id`` (6000 weight/min, 80 %).
+        clock: Wall-clock seconds since the epoch; decides which candles are still open.
+        sleep: Coroutine used for retry backoff waits.
+        qualifier: Exchange qualifier for storage ids (``binance.BTCUSDT``) where several
+            exchanges are configured; ``None`` (default) keeps plain ids.
+
+    Attributes:
+        exchange_id: The ccxt exchange id.
+        base_url: The address override, if any.
+        qualifier: As given.
+
+    Raises:
+        ValueError: Unknown exchange id or ``max_in_flight`` < 1.
+    """
+
+    def __init__(
+        self,
+        exchange_id: str,
+        base_url: str | None = None,
+        max_in_flight: int = 50,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        limiter: AdaptiveRateLimiter | None = None,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        qualifier: str | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight={max_in_flight}: at least 1 request must be allowed.")
+        self.exchange_id = exchange_id
+        self.base_url = base_url
+        self.qualifier = qualifier
+        self._retry = retry or RetryPolicy()
+        self._breaker = breaker or CircuitBreaker(exchange_id)
+        self._limiter = limiter or AdaptiveRateLimiter(exchange_id)
+        self._clock = clock
+        self._sleep = sleep
+        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._markets_lock = asyncio.Lock()
+        self._markets_loaded = False
+        self.requests_sent = 0
+        self.retries = 0
+        self.failures = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        config = {
+            "enableRateLimit": False,  # our limiter replaces ccxt's throttle
+            "timeout": int(timeout_s * 1000),
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+        }
+        self._exchange: Any = adapter.create_exchange(
+            exchange_id, config, self._on_response, self._limiter.configure
+        )
+        if base_url:
+            adapter.override_urls(self._exchange.urls, base_url)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        limiter: AdaptiveRateLimiter | None = None,
+    ) -> ExchangeClient:
+        """Client for ``settings.exchange`` at ``settings.exchange_url`` with its limits."""
+        return cls(
+            settings.exchange,
+            base_url=settings.exchange_url,
+            max_in_flight=settings.max_in_flight,
+            timeout_s=settings.request_timeout_s,
+            retry=retry,
+            breaker=breaker,
+            limiter=limiter,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._exchange.close()
+
+    @property
+    def source(self) -> str:
+        """Where data comes from, for catalogs: ``binance`` or ``binance@http://127.0.0.1:8081``."""
+        return f"{self.exchange_id}@{self.base_url}" if self.base_url else self.exchange_id
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """This exchange's circuit breaker."""
+        return self._breaker
+
+    @property
+    def limiter(self) -> AdaptiveRateLimiter:
+        """This exchange's rate limiter."""
+        return self._limiter
+
+    def health(self) -> dict[str, Any]:
+        """Breaker and limiter snapshots plus counters.
+
+        ``requests_sent`` counts HTTP requests made, ``retries`` attempts repeated after a
+        failure, ``failures`` failed attempts of any kind, ``peak_in_flight`` the most requests
+        that were in flight at once.
+        """
+        return {
+            "exchange": self.exchange_id,
+            "base_url": self.base_url,
+            "requests_sent": self.requests_sent,
+            "retries": self.retries,
+            "failures": self.failures,
+            "in_flight": self._in_flight,
+            "peak_in_flight": self._peak_in_flight,
+            "breaker": self._breaker.snapshot(),
+            "limiter": self._limiter.snapshot(),
+        }
+
+    # ----------------------------------------------------------------- public market data
+
+    async def load_markets(self, reload: bool = False) -> list[Market]:
+        """The exchange's spot markets with their trading rules (exact decimals).
+
+        Args:
+            reload: Fetch again even when the markets are already loaded.
+        """
+        await self._ensure_markets(reload)
+        markets = self._exchange.markets or {}
+        return [
+            adapter.market_from_ccxt(self.exchange_id, m, self._exchange.precisionMode)
+            for m in markets.values()
+            if m.get("spot", True)
+        ]
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: Timeframe, start_ms: int, end_ms: int
+    ) -> list[OHLCVData]:
+        """All closed candles with open time in ``[start_ms, end_ms)``, sorted, no duplicates.
+
+        The range is fetched in chunks of 1000 candles, concurrently (bounded by
+        ``max_in_flight``). Candles still open by this process's clock are never returned (nor
+        requested): a candle counts as closed once ``open_time + timeframe <= now``, which
+        assumes the exchange's clock is within a few seconds of ours.
+
+        Raises:
+            UnknownSymbolError: The exchange has no such market.
+            ExchangeDataError: A chunk stayed malformed over every attempt; nothing is returned.
+            ExchangeUnavailableError: A chunk failed over every attempt.
+            ValueError: ``end_ms`` is before ``start_ms``.
+        """
+        if end_ms < start_ms:
+            raise ValueError(
+                f"fetch_ohlcv {symbol}: end_ms={end_ms} is before start_ms={start_ms}."
+            )
+        market = await self._market(symbol)
+        step = timeframe.ms
+        now_ms = int(self._clock() * 1000)
+        stop = min(end_ms, timeframe.floor(now_ms))  # candles opening at or after are open
+        first = -(-start_ms // step) * step
+        span = CHUNK_CANDLES * step
+        fetch = self._raw_chunk if self.exchange_id in RAW_KLINE_EXCHANGES else self._unified_chunk
+        chunks = await _gather_all(
+            [fetch(market, timeframe, lo, min(lo + span, stop)) for lo in range(first, stop, span)]
+        )
+        merged: dict[int, OHLCVData] = {}
+        for chunk in chunks:
+            for open_ms, candle in chunk:
+                if first <= open_ms < stop and open_ms + step <= now_ms:
+                    merged.setdefault(open_ms, candle)
+        return [merged[k] for k in sorted(merged)]
+
+    async def fetch_ticker(self, symbol: str) -> MarketDataPoint:
+        """The current ticker of one symbol (exact bid/ask/spread).
+
+        Raises:
+            UnknownSymbolError: The exchange has no such market.
+            ExchangeDataError: The ticker lacks a price, bid, ask or volume.
+        """
+        market = await self._market(symbol)
+        unified = market["symbol"]
+        ticker = await self._call(f"ticker {market['id']}", _WEIGHTS["ticker"],
+                                  lambda: self._exchange.fetch_ticker(unified))
+        return adapter.ticker_point(ticker, unified, self.exchange_id, self._clock())
+
+    async def fetch_tickers(self, symbols: Sequence[str]) -> dict[str, MarketDataPoint]:
+        """Current tickers of many symbols in one request, keyed by unified symbol.
+
+        Raises:
+            UnknownSymbolError: One of the symbols is not on the exchange.
+            ExchangeDataError: The answer lacks a requested symbol or a ticker field.
+        """
+        if not symbols:
+            return {}
+        unified = [(await self._market(s))["symbol"] for s in symbols]
+        tickers = await self._call(
+            f"tickers ({len(unified)} symbols)", self._tickers_weight(len(unified)),
+            lambda: self._exchange.fetch_tickers(unified),
+        )
+        now_s = self._clock()
+        points: dict[str, MarketDataPoint] = {}
+        for name in unified:
+            if not isinstance(tickers, dict) or name not in tickers:
+                raise ExchangeDataError(f"the tickers answer has no entry for {name}",
+                                        f"{self.exchange_id} fetch_tickers", tickers)
+            points[name] = adapter.ticker_point(tickers[name], name, self.exchange_id, now_s)
+        return points
+
+    # ----------------------------------------------------------------- markets and symbols
+
+    async def _ensure_markets(self, reload: bool = False) -> None:
+        async with self._markets_lock:
+            if self._markets_loaded and not reload:
+                return
+            await self._call("exchangeInfo", _WEIGHTS["exchangeInfo"],
+                             lambda: self._exchange.load_markets(True))
+            self._markets_loaded = True
+
+    async def _market(self, symbol: str) -> dict[str, Any]:
+        """The loaded ccxt market for ``symbol`` (loading markets once).
+
+        Raises:
+            UnknownSymbolError: No such market.
+        """
+        await self._ensure_markets()
+        try:
+            unified = normalize_symbol(symbol)
+        except SymbolError:
+            unified = symbol.strip().upper()
+        markets: dict[str, Any] = self._exchange.markets or {}
+        if unified not in markets:
+            raise UnknownSymbolError(self.exchange_id, symbol, markets.keys())
+        market: dict[str, Any] = markets[unified]
+        return market
+
+    def _tickers_weight(self, count: int) -> int:
+        if self.exchange_id not in RAW_KLINE_EXCHANGES:
+            return 1
+        return 2 if count <= 20 else 40 if count <= 100 else 80
+
+    # ----------------------------------------------------------------- candles
+
+    async def _raw_chunk(
+        self, market: Mapping[str, Any], timeframe: Timeframe, lo: int, hi: int
+    ) -> list[tuple[int, OHLCVData]]:
+        """One page of Binance's raw klines (all twelve fields), parsed inside the attempt."""
+        params = {"symbol": market["id"], "interval": timeframe.value, "startTime": lo,
+                  "endTime": hi - 1, "limit": CHUNK_CANDLES}
+
+        async def attempt() -> list[tuple[int, OHLCVData]]:
+            rows = await self._exchange.public_get_klines(params)
+            source = f"{self.exchange_id} klines {market['symbol']} ({adapter.current_url()})"
+            return adapter.kline_rows(rows, market["symbol"], timeframe, source)
+
+        endpoint = f"klines {market['id']} {timeframe.value} from {ms_to_datetime(lo).isoformat()}"
+        return await self._call(endpoint, _WEIGHTS["klines"], attempt)
+
+    async def _unified_chunk(
+        self, market: Mapping[str, Any], timeframe: Timeframe, lo: int, hi: int
+    ) -> list[tuple[int, OHLCVData]]:
+        """Candles in ``[lo, hi)`` via unified ``fetch_ohlcv``, page after page."""
+        out: list[tuple[int, OHLCVData]] = []
+        since = lo
+        while since < hi:
+            page = [p for p in await self._unified_page(market, timeframe, since, hi)
+                    if since <= p[0] < hi]
+            if not page:
+                break
+            out.extend(page)
+            since = max(p[0] for p in page) + timeframe.ms
+        return out
+
+    async def _unified_page(
+        self, market: Mapping[str, Any], timeframe: Timeframe, since: int, hi: int
+    ) -> list[tuple[int, OHLCVData]]:
+        symbol = market["symbol"]
+
+        async def attempt() -> list[tuple[int, OHLCVData]]:
+            rows = await self._exchange.fetch_ohlcv(
+                symbol, timeframe.value, since, CHUNK_CANDLES, {"until": hi - 1}
+            )
+            source = f"{self.exchange_id} fetch_ohlcv {symbol} ({adapter.current_url()})"
+            return adapter.unified_rows(rows, symbol, timeframe, source)
+
+        return await self._call(f"ohlcv {symbol} {timeframe.value}", 1, attempt)
+
+    # ----------------------------------------------------------------- the resilient call
+
+    async def _call(self, endpoint: str, weight: int, request: Callable[[], Awaitable[T]]) -> T:
+        """Run ``request`` behind breaker, limiter and semaphore, retrying per the policy.
+
+        When the circuit opens while this call is retrying, the call ends with the error of its
+        own last attempt (the cause a person needs to see), chained to the open circuit.
+        """
+        attempt = 0
+        last: tuple[FailureKind, BaseException] | None = None
+        while True:
+            attempt += 1
+            try:
+                self._breaker.before_call()
+            except CircuitOpenError as open_error:
+                if last is None:
+                    raise
+                note = "; retries stopped because the circuit breaker opened"
+                raise self._final_error(*last, endpoint, attempt - 1, note) from open_error
+            record = adapter.ResponseRecord()
+            try:
+                result = await self._attempt(weight, request, record)
+            except Exception as exc:
+                kind, error = self._judge(exc, record, endpoint)
+                if not self._retry.should_retry(kind, attempt):
+                    final = self._final_error(kind, error, endpoint, attempt)
+                    if final is exc:
+                        raise
+                    raise final from exc
+                last = (kind, error)
+                self.retries += 1
+                await self._wait_before_retry(kind, attempt)
+                continue
+            except BaseException:
+                self._breaker.record_ignored()  # cancelled: says nothing about the exchange
+                raise
+            self._breaker.record_success()
+            return result
+
+    async def _attempt(
+        self, weight: int, request: Callable[[], Awaitable[T]], record: adapter.ResponseRecord
+    ) -> T:
+        await self._limiter.acquire(weight)
+        async with self._semaphore:
+            token = adapter.CURRENT_RESPONSE.set(record)
+            self.requests_sent += 1
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            try:
+                return await request()
+            finally:
+                self._in_flight -= 1
+                adapter.CURRENT_RESPONSE.reset(token)
+
+    def _judge(
+        self, exc: Exception, record: adapter.ResponseRecord, endpoint: str
+    ) -> tuple[FailureKind, BaseException]:
+        """Classify a failed attempt, report it to the breaker and count it."""
+        self.failures += 1
+        error: BaseException = exc
+        ok_status = record.status is not None and 200 <= record.status < 300
+        if ok_status and not (adapter.is_ccxt_error(exc) or isinstance(exc, ExchangeError)):
+            # ccxt choked on a 2xx body it could not interpret: the payload is malformed.
+            error = ExchangeDataError(
+                f"ccxt could not read the response ({type(exc).__name__}: {exc})",
+                f"{self.exchange_id} {endpoint} ({record.url})", record.body,
+            )
+        kind = classify(error, record.status)
+        if kind.counts_against_breaker:
+            self._breaker.record_failure()
+        else:
+            self._breaker.record_ignored()
+        return kind, error
+
+    async def _wait_before_retry(self, kind: FailureKind, attempt: int) -> None:
+        # A 429 with Retry-After blocked the limiter: acquire() waits exactly that long.
+        if kind is FailureKind.RATE_LIMITED and self._limiter.blocked_until_ms is not None:
+            return
+        await self._sleep(self._retry.delay(attempt))
+
+    def _final_error(
+        self, kind: FailureKind, error: BaseException, endpoint: str, attempts: int, note: str = ""
+    ) -> BaseException:
+        if kind is FailureKind.BANNED:
+            return self._ban_error(error)
+        if kind is FailureKind.MALFORMED and isinstance(error, ExchangeDataError):
+            if attempts == 1 and not note:
+                return error
+            return ExchangeDataError(f"{error.problem} (after {attempts} attempt(s){note})",
+                                     error.source, error.payload_excerpt)
+        if kind in (FailureKind.TRANSIENT, FailureKind.RATE_LIMITED, FailureKind.MALFORMED):
+            return ExchangeUnavailableError(self.exchange_id, endpoint, attempts, error,
+                                            self.base_url, note)
+        if kind is FailureKind.USER_ERROR:
+            return ExchangeRequestError(self.exchange_id, endpoint, str(error))
+        return error
+
+    def _ban_error(self, error: BaseException) -> ExchangeBannedError:
+        if isinstance(error, ExchangeBannedError):
+            return error
+        try:
+            self._limiter.check_ban()
+        except ExchangeBannedError as ban:
+            return ban
+        now = self._clock()
+        return ExchangeBannedError(self.exchange_id, now, str(error), now)
+
+    def _on_response(self, status: int, url: str, headers: Mapping[str, str]) -> None:
+        """Feed the limiter from one HTTP response (any call, any task)."""
+        lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+        now_ms = int(self._clock() * 1000)
+        used = lowered.get("x-mbx-used-weight-1m")
+        if used is not None and used.strip().isdigit():
+            self._limiter.observe(int(used), now_ms)
+        retry_after = _seconds(lowered.get("retry-after"))
+        if status == 429 and retry_after is not None:
+            self._limiter.block_for(retry_after, f"HTTP 429 from {url}")
+        elif status == 418:
+            wait = DEFAULT_BAN_S if retry_after is None else retry_after
+            self._limiter.ban_until(now_ms + int(wait * 1000), f"HTTP 418 from {excerpt(url)}")
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After in seconds, or None when absent or not a number."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
