@@ -1,0 +1,239 @@
+"""The ``helios`` command: demo, simulated exchange, backfills and the Dagster UI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
+from helios_pipeline.domain.timeframe import Timeframe, parse_day
+from helios_pipeline.settings import Settings, SettingsError
+from helios_pipeline.storage.paths import market_data_root, metadata_path
+
+console = Console()
+DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+DEMO_DAYS = 3
+# Transient faults the demo's exchange injects, to show retries and rate-limit handling at work.
+DEMO_FAULTS = "http429:count=1,retry_after=1,path=klines;http5xx:count=2,path=klines"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``helios`` command."""
+    args = _parser().parse_args(argv)
+    # Dagster flags backfill policies as beta on every import; not news for a CLI user.
+    warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")
+    try:
+        return int(args.handler(args))
+    except (CliError, SettingsError, SymbolError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helios", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="simulated exchange -> ccxt -> Dagster -> files, offline")
+    demo.add_argument("--symbols", default=",".join(DEMO_SYMBOLS))
+    demo.add_argument("--days", type=int, default=DEMO_DAYS, help="closed days to backfill")
+    demo.set_defaults(handler=_demo)
+
+    sim = sub.add_parser("sim-exchange", help="run the simulated Binance exchange")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--data", type=Path, help="folder of Binance kline CSVs to replay")
+    sim.add_argument("--faults", default="", help="fault spec, e.g. 'http429:rate=0.1'")
+    sim.set_defaults(handler=_sim_exchange)
+
+    backfill = sub.add_parser("backfill", help="materialise ohlcv_1m for symbols and days")
+    backfill.add_argument("--symbols", required=True, help="e.g. BTC/USDT,ETH/USDT")
+    backfill.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    backfill.set_defaults(handler=_backfill)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def project_root() -> Path:
+    """The folder with ``dagster.yaml`` and ``workspace.yaml``: the current one."""
+    root = Path.cwd()
+    if not (root / "dagster.yaml").exists():
+        raise CliError(
+            f"No dagster.yaml in {root}: run helios from the project root (the folder with "
+            "dagster.yaml and workspace.yaml)."
+        )
+    return root
+
+
+def dagster_instance() -> object:
+    """The project's persistent Dagster instance (``DAGSTER_HOME``, default the project root)."""
+    import dagster as dg
+
+    os.environ.setdefault("DAGSTER_HOME", str(project_root()))
+    return dg.DagsterInstance.get()
+
+
+def parse_symbols(text: str) -> list[str]:
+    """Comma-separated symbols in either form, as unified symbols."""
+    symbols = [normalize_symbol(s) for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise CliError("No symbols given: use e.g. --symbols BTC/USDT,ETH/USDT")
+    return symbols
+
+
+def _sim_exchange(args: argparse.Namespace) -> int:
+    from helios_pipeline.exchanges.sim.server import serve_forever
+
+    console.print(f"Simulated Binance exchange on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    console.print(f"  point Helios at it: HELIOS_EXCHANGE_URL=http://127.0.0.1:{args.port}")
+    serve_forever(port=args.port, data_dir=args.data, faults=args.faults)
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    symbols = parse_symbols(args.symbols)
+    start, end = parse_day(args.start), parse_day(args.end)
+    _check_range(start, end)
+    preflight(settings, symbols)
+    failures = backfill_with_progress(settings, symbols, start, end)
+    print_partitions(settings, symbols, start, end)
+    return 1 if failures else 0
+
+
+def _check_range(start: date, end: date) -> None:
+    yesterday = datetime.now(tz=UTC).date() - timedelta(days=1)
+    if end < start:
+        raise CliError(f"--end {end} is before --start {start}.")
+    if end > yesterday:
+        raise CliError(
+            f"--end {end} has not closed yet: the last complete UTC day is {yesterday}."
+        )
+
+
+def preflight(settings: Settings, symbols: Sequence[str]) -> None:
+    """Reach the exchange, store its markets and trading rules, and check every symbol."""
+    from helios_pipeline.batch.markets import sync_markets
+    from helios_pipeline.exchanges.client import ExchangeClient
+    from helios_pipeline.exchanges.errors import ExchangeError
+    from helios_pipeline.storage.metadata import MetadataStore
+
+    async def run() -> None:
+        async with ExchangeClient.from_settings(settings) as client:
+            await sync_markets(client, MetadataStore(metadata_path(settings.data_dir)), symbols)
+
+    try:
+        asyncio.run(run())
+    except ExchangeError as exc:
+        raise CliError(str(exc)) from None
+
+
+def backfill_with_progress(
+    settings: Settings, symbols: Sequence[str], start: date, end: date
+) -> int:
+    """Run the backfill through Dagster with a progress bar; returns the number of failed runs."""
+    from helios_pipeline.defs.backfill import PlannedRun, plan_backfill, run_backfill
+
+    instance = dagster_instance()
+    total = len(plan_backfill(symbols, start, end))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("backfill runs", total=total)
+
+        def done(planned: PlannedRun, ok: bool) -> None:
+            mark = "[green]ok[/]" if ok else "[red]failed[/]"
+            progress.console.print(
+                f"  {planned.symbol} {planned.days[0]}..{planned.days[-1]} "
+                f"({len(planned.days)} days) {mark}"
+            )
+            progress.advance(task)
+
+        outcome = run_backfill(
+            symbols, start, end, instance, settings,  # type: ignore[arg-type]
+            on_run_done=done, log_level="WARNING",
+        )
+    for planned, error in outcome.failures:
+        console.print(f"[red]{planned.symbol} {planned.days[0]}..{planned.days[-1]}:[/] {error}")
+    return len(outcome.failures)
+
+
+def print_partitions(settings: Settings, symbols: Sequence[str], start: date, end: date) -> None:
+    """Table of the catalog rows for the given partitions."""
+    from helios_pipeline.storage.metadata import MetadataStore
+
+    table = Table(title=f"ohlcv_1m partitions (files under {settings.data_dir}/market_data)")
+    for column in ("symbol", "day", "rows", "missing min", "version"):
+        table.add_column(column)
+    table.add_column("file", overflow="fold")
+    catalog = MetadataStore(metadata_path(settings.data_dir))
+    root = market_data_root(settings.data_dir)
+    for symbol in symbols:
+        for record in catalog.list_partitions(
+            exchange=settings.exchange, symbol=symbol, timeframe=Timeframe.M1,
+            start=start, end=end,
+        ):
+            table.add_row(symbol, str(record.day), str(record.rows),
+                          str(record.missing_minutes), str(record.version),
+                          str(Path(record.path).relative_to(root)))
+    console.print(table)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from helios_pipeline.exchanges.sim.server import SimExchangeServer
+
+    symbols = parse_symbols(args.symbols)
+    yesterday = datetime.now(tz=UTC).date() - timedelta(days=1)
+    start = yesterday - timedelta(days=args.days - 1)
+    with SimExchangeServer(port=0, faults=DEMO_FAULTS) as sim:
+        console.print(f"[bold]1.[/] Simulated Binance exchange at {sim.base_url} "
+                      f"(injecting: {DEMO_FAULTS})")
+        settings = replace(Settings.from_env(), exchange_url=sim.base_url, symbols=tuple(symbols))
+        os.environ["HELIOS_EXCHANGE_URL"] = sim.base_url
+        console.print("[bold]2.[/] Loading markets through ccxt, storing trading rules")
+        preflight(settings, symbols)
+        console.print(f"[bold]3.[/] Backfilling {len(symbols)} symbols x {args.days} days "
+                      "through Dagster (ohlcv_1m)")
+        failures = backfill_with_progress(settings, symbols, start, yesterday)
+        stats = sim.stats()
+    print_partitions(settings, symbols, start, yesterday)
+    console.print(f"Exchange saw {stats.get('total_requests', '?')} requests; "
+                  f"faults fired: {stats.get('faults_fired', {})}")
+    console.print(f"Files:    {settings.data_dir.resolve() / 'market_data'}")
+    console.print(f"Catalog:  {metadata_path(settings.data_dir).resolve()}")
+    console.print("Dagster UI: run [bold]helios ui[/] and open http://127.0.0.1:3000 "
+                  "(Assets > ohlcv_1m > Partitions)")
+    return 1 if failures else 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    root = project_root()
+    env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(root))}
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
+               "-p", str(args.port)]
+    console.print(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    return subprocess.call(command, env=env, cwd=root)  # noqa: S603
+
+
+if __name__ == "__main__":
+    sys.exit(main())

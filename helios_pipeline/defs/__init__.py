@@ -1,0 +1,1 @@
+"""Dagster definitions: the only package that imports dagster."""

@@ -1,0 +1,51 @@
+"""Schedules and sensors: register configured symbols, materialise yesterday every day."""
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+from helios_pipeline.defs.partitions import SYMBOLS, SymbolDay
+from helios_pipeline.domain.symbols import from_storage_id, to_storage_id
+
+
+def build_symbols_sensor(symbols: Sequence[str]) -> dg.SensorDefinition:
+    """Sensor that adds every configured symbol to the ``symbols`` dynamic partitions."""
+    wanted = [to_storage_id(s) for s in symbols]
+
+    @dg.sensor(
+        name="symbol_partitions_sensor",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Keeps the symbol partitions equal to HELIOS_SYMBOLS (adds new ones).",
+    )
+    def symbol_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        known = set(context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols"))
+        new = [s for s in wanted if s not in known]
+        requests = [SYMBOLS.build_add_request(new)] if new else []
+        return dg.SensorResult(dynamic_partitions_requests=requests)
+
+    return symbol_partitions_sensor
+
+
+def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """Every day at 00:10 UTC, one run per symbol for the day that just closed."""
+
+    @dg.schedule(
+        name="ohlcv_1m_daily_schedule",
+        job=job,
+        cron_schedule="10 0 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Materialises yesterday's ohlcv_1m partition for every symbol.",
+    )
+    def ohlcv_1m_daily_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+        yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
+        for storage_id in context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols"):
+            key = SymbolDay(from_storage_id(storage_id), yesterday).key
+            yield dg.RunRequest(run_key=str(key), partition_key=key)
+
+    return ohlcv_1m_daily_schedule

@@ -1,0 +1,137 @@
+"""Shared fixtures: repo paths, real-data folder, a temporary data root, the simulated exchange."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests that need the real internet unless HELIOS_LIVE_TESTS=1."""
+    if os.environ.get("HELIOS_LIVE_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs the internet; set HELIOS_LIVE_TESTS=1 to run")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the repo: real Binance files for tests."""
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not (path / "binance_btcusdt_1m").is_dir():
+        pytest.fail(f"Real market data not found at {path}: the tests need ../shared/data.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sim_exchange() -> Iterator[SimExchangeServer]:
+    """One simulated Binance exchange for the session (faults cleared per test)."""
+    with SimExchangeServer(port=0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_exchange: SimExchangeServer) -> Iterator[SimExchangeServer]:
+    """The session's simulated exchange with no faults, reset again afterwards."""
+    sim_exchange.set_faults("")
+    yield sim_exchange
+    sim_exchange.set_faults("")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sim: SimExchangeServer) -> Settings:
+    """Settings pointing at a temporary data root and the simulated exchange."""
+    return replace(
+        Settings.from_env({}),
+        data_dir=tmp_path / "data",
+        exchange_url=sim.base_url,
+        symbols=("BTC/USDT", "ETH/USDT"),
+        start_date="2024-01-01",
+        request_timeout_s=5.0,
+    )
+
+
+@dataclass
+class RedisServer:
+    """A real redis-server process this test session started (and can stop and restart)."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://`` URL of the server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (or restart) the server on the same port and wait until it answers PING."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; scripts/test installs it (apt package).")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"redis-server did not answer on port {self.port} within 10 s")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM) and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real Redis 7 server on a free port, started for this session."""
+    server = RedisServer(port=free_port(), workdir=tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """URL of the session's Redis, emptied before each test (FLUSHALL)."""
+    import redis
+
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url

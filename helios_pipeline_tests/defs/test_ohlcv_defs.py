@@ -1,0 +1,107 @@
+"""Dagster: definitions load, one partition materialises, backfills follow the policy."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from helios_pipeline.defs.assets import MAX_PARTITIONS_PER_RUN
+from helios_pipeline.defs.backfill import (
+    BACKFILL_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    plan_backfill,
+    run_backfill,
+)
+from helios_pipeline.defs.build import build_defs
+from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.settings import Settings
+from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.metadata import MetadataStore
+from helios_pipeline.storage.paths import metadata_path
+
+
+def test_definitions_load_and_validate(settings: Settings) -> None:
+    defs = build_defs(settings)
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("ohlcv_1m_job") is not None
+    assets = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "ohlcv_1m" in assets
+    spec = defs.resolve_assets_def("ohlcv_1m")
+    assert spec.backfill_policy == dg.BackfillPolicy.multi_run(MAX_PARTITIONS_PER_RUN)
+
+
+def test_materialise_one_partition(settings: Settings) -> None:
+    day = date(2024, 3, 5)
+    with dg.instance_for_test() as instance:
+        outcome = run_backfill(["BTC/USDT"], day, day, instance, settings)
+        assert outcome.success, outcome.failures
+        events = instance.fetch_materializations(dg.AssetKey("ohlcv_1m"), limit=10).records
+        assert [e.partition_key for e in events] == ["2024-03-05|BTCUSDT"]
+        metadata = events[0].asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["rows"].value == 1440
+        assert metadata["missing_minutes"].value == 0
+    candles = CandleStore(settings.data_dir).load("BTC/USDT", Timeframe.M1, day)
+    assert len(candles) == 1440
+    assert candles[0].timestamp == datetime(2024, 3, 5, tzinfo=UTC)
+    record = MetadataStore(metadata_path(settings.data_dir)).latest_partition(
+        "binance", "BTC/USDT", Timeframe.M1, day
+    )
+    assert record is not None
+    assert (record.rows, record.missing_minutes, record.version) == (1440, 0, 1)
+
+
+def test_backfill_runs_follow_the_backfill_policy(settings: Settings) -> None:
+    start, end = date(2024, 1, 1), date(2024, 2, 9)  # 40 days
+    symbols = ["BTC/USDT", "ETH/USDT"]
+    plan = plan_backfill(symbols, start, end)
+    assert [len(p.days) for p in plan] == [31, 9, 31, 9]
+    with dg.instance_for_test() as instance:
+        outcome = run_backfill(symbols, start, end, instance, settings)
+        assert outcome.success, outcome.failures
+        runs = instance.get_runs()
+        assert len(runs) == 4  # 80 partitions, not 80 runs
+        assert len({r.tags[BACKFILL_TAG] for r in runs}) == 1
+        ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in runs)
+        assert ranges == [
+            ("2024-01-01|BTCUSDT", "2024-01-31|BTCUSDT"),
+            ("2024-01-01|ETHUSDT", "2024-01-31|ETHUSDT"),
+            ("2024-02-01|BTCUSDT", "2024-02-09|BTCUSDT"),
+            ("2024-02-01|ETHUSDT", "2024-02-09|ETHUSDT"),
+        ]
+        done = instance.get_materialized_partitions(dg.AssetKey("ohlcv_1m"))
+        assert len(done) == 80
+        per_symbol = Counter(key.split("|")[1] for key in done)
+        assert per_symbol == {"BTCUSDT": 40, "ETHUSDT": 40}
+
+
+def test_daily_schedule_requests_yesterday_for_every_symbol(settings: Settings) -> None:
+    defs = build_defs(settings)
+    schedule = defs.resolve_schedule_def("ohlcv_1m_daily_schedule")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2024, 6, 2, 0, 10, tzinfo=UTC),
+            repository_def=defs.get_repository_def(),
+        )
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert sorted(str(r.partition_key) for r in requests) == [
+        "2024-06-01|BTCUSDT",
+        "2024-06-01|ETHUSDT",
+    ]
+
+
+def test_symbols_sensor_adds_configured_symbols(settings: Settings) -> None:
+    defs = build_defs(settings)
+    sensor = defs.resolve_sensor_def("symbol_partitions_sensor")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+        context = dg.build_sensor_context(
+            instance=instance, repository_def=defs.get_repository_def()
+        )
+        result = sensor.evaluate_tick(context)
+        requests = result.dynamic_partitions_requests or []
+    assert [list(r.partition_keys) for r in requests] == [["ETHUSDT"]]
