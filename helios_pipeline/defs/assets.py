@@ -1,53 +1,90 @@
-"""Candle assets: ``ohlcv_1m`` partitioned by symbol x day."""
+"""Candle assets per symbol x day: ``ohlcv_1m`` from the exchange, 5m to 1d derived from it.
+
+They are one multi-asset so a run that fetches 1m candles derives the longer timeframes in the
+same step, while lineage in the UI still
+shows every derived asset depending on ``ohlcv_1m``. Selecting only derived assets rebuilds them
+from the stored 1m files without calling the exchange.
+"""
 
 import asyncio
 from collections.abc import Iterator
 
 import dagster as dg
 
+from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES, DerivedReport, derive_day
 from helios_pipeline.batch.ohlcv import PartitionReport, ingest_ohlcv_partitions
 from helios_pipeline.defs.partitions import SymbolDay
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
-from helios_pipeline.domain.timeframe import ms_to_datetime
+from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.storage.metadata import PartitionRecord
 
 # A month of days per run: a month-long backfill of one symbol is one run, not 31.
 MAX_PARTITIONS_PER_RUN = 31
+OHLCV_1M = dg.AssetKey("ohlcv_1m")
 
 
-def build_ohlcv_1m(
-    partitions: dg.MultiPartitionsDefinition, exchange_id: str
-) -> dg.AssetsDefinition:
-    """The ``ohlcv_1m`` asset for one exchange; its pool limits concurrent runs on that venue."""
+def candle_key(timeframe: Timeframe) -> dg.AssetKey:
+    """Asset key of the candles of ``timeframe`` (``ohlcv_5m``)."""
+    return dg.AssetKey(f"ohlcv_{timeframe.value}")
 
-    @dg.asset(
-        name="ohlcv_1m",
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
-        pool=f"exchange_{exchange_id}",
-        output_required=False,
-        group_name="market_data",
-        kinds={"parquet"},
+
+def _specs(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetSpec]:
+    common = {"partitions_def": partitions, "skippable": True, "group_name": "market_data",
+              "kinds": {"parquet"}}
+    minute = dg.AssetSpec(
+        OHLCV_1M,
         description=(
             "1-minute candles per symbol and UTC day, fetched through ccxt and stored at "
-            "market_data/{SYMBOL}/{YYYY}/{MM}/ohlcv_1m_{YYYYMMDD}. Missing minutes are "
-            "recorded in the catalog, never filled."
+            "market_data/{SYMBOL}/{YYYY}/{MM}/ohlcv_1m_{YYYYMMDD}. Missing minutes are recorded "
+            "in the catalog, never filled."
         ),
+        **common,  # type: ignore[arg-type]
     )
-    def ohlcv_1m(
+    derived = [
+        dg.AssetSpec(
+            candle_key(tf),
+            deps=[OHLCV_1M],
+            description=(
+                f"{tf.value} candles aggregated exactly from ohlcv_1m (ohlcv_{tf.value}_YYYYMMDD); "
+                "a bucket with missing minutes is flagged partial_bucket."
+            ),
+            **common,  # type: ignore[arg-type]
+        )
+        for tf in DERIVED_TIMEFRAMES
+    ]
+    return [minute, *derived]
+
+
+def build_candle_assets(
+    partitions: dg.MultiPartitionsDefinition, exchange_id: str
+) -> dg.AssetsDefinition:
+    """The candle multi-asset for one exchange; its pool limits concurrent steps on that venue."""
+
+    @dg.multi_asset(
+        name="ohlcv_candles",
+        specs=_specs(partitions),
+        partitions_def=partitions,
+        can_subset=True,
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
+        pool=f"exchange_{exchange_id}",
+    )
+    def ohlcv_candles(
         context: dg.AssetExecutionContext,
         exchange: ExchangeResource,
         storage: StorageResource,
     ) -> Iterator[dg.AssetMaterialization]:
         wanted = [SymbolDay.from_key(partitions, k) for k in context.partition_keys]
-        context.log.info(f"Ingesting {len(wanted)} partition(s) from {exchange.exchange_id}")
-        for report in asyncio.run(_ingest(exchange, storage, wanted)):
-            yield dg.AssetMaterialization(
-                asset_key=context.asset_key,
-                partition=SymbolDay(report.symbol, report.day).key,
-                metadata=partition_metadata(report),
-            )
+        selected = context.selected_asset_keys
+        if OHLCV_1M in selected:
+            context.log.info(f"Ingesting {len(wanted)} partition(s) from {exchange.exchange_id}")
+            for report in asyncio.run(_ingest(exchange, storage, wanted)):
+                yield _materialization(OHLCV_1M, report.symbol, report.day,
+                                       partition_metadata(report))
+        for timeframe in DERIVED_TIMEFRAMES:
+            if candle_key(timeframe) in selected:
+                yield from _derive(exchange.exchange_id, storage, wanted, timeframe)
 
-    return ohlcv_1m
+    return ohlcv_candles
 
 
 async def _ingest(
@@ -59,9 +96,24 @@ async def _ingest(
         )
 
 
-def partition_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue]:
-    """Materialisation metadata of one partition: what a person checks in the UI."""
-    record = report.record
+def _derive(
+    exchange_id: str, storage: StorageResource, wanted: list[SymbolDay], timeframe: Timeframe
+) -> Iterator[dg.AssetMaterialization]:
+    store, metadata = storage.candles(), storage.metadata()
+    for p in wanted:
+        report = derive_day(store, metadata, exchange_id, p.symbol, p.day, timeframe)
+        yield _materialization(candle_key(timeframe), p.symbol, p.day, derived_metadata(report))
+
+
+def _materialization(
+    key: dg.AssetKey, symbol: str, day: object, metadata: dict[str, dg.MetadataValue]
+) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(
+        asset_key=key, partition=SymbolDay(symbol, day).key, metadata=metadata  # type: ignore[arg-type]
+    )
+
+
+def _record_metadata(record: PartitionRecord, changed: bool) -> dict[str, dg.MetadataValue]:
     gaps = [
         f"{ms_to_datetime(first):%H:%M}-{ms_to_datetime(last):%H:%M}"
         for first, last in record.missing_ranges
@@ -70,9 +122,22 @@ def partition_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue]:
         "rows": dg.MetadataValue.int(record.rows),
         "missing_minutes": dg.MetadataValue.int(record.missing_minutes),
         "missing_ranges": dg.MetadataValue.text(", ".join(gaps) or "none"),
-        "path": dg.MetadataValue.path(record.path),
+        "path": dg.MetadataValue.path(str(record.path)),
         "content_hash": dg.MetadataValue.text(record.content_hash),
         "version": dg.MetadataValue.int(record.version),
-        "rewritten": dg.MetadataValue.bool(report.changed),
+        "rewritten": dg.MetadataValue.bool(changed),
         "source": dg.MetadataValue.text(record.source),
+    }
+
+
+def partition_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue]:
+    """Materialisation metadata of one ``ohlcv_1m`` partition."""
+    return _record_metadata(report.record, report.changed)
+
+
+def derived_metadata(report: DerivedReport) -> dict[str, dg.MetadataValue]:
+    """Materialisation metadata of one derived partition."""
+    return {
+        **_record_metadata(report.record, report.changed),
+        "partial_buckets": dg.MetadataValue.int(report.partial_buckets),
     }

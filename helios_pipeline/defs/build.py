@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from helios_pipeline.defs.assets import build_ohlcv_1m
+from helios_pipeline.defs.assets import build_candle_assets
 from helios_pipeline.defs.automation import build_daily_schedule, build_symbols_sensor
 from helios_pipeline.defs.partitions import symbol_day_partitions
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
@@ -17,10 +17,10 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     """All Dagster definitions for ``settings`` (default: read from ``HELIOS_*`` variables)."""
     settings = settings or Settings.from_env()
     partitions = symbol_day_partitions(settings.start_date)
-    ohlcv_1m = build_ohlcv_1m(partitions, settings.exchange)
-    job = dg.define_asset_job(OHLCV_1M_JOB, selection=[ohlcv_1m], partitions_def=partitions)
+    candles = build_candle_assets(partitions, settings.exchange)
+    job = dg.define_asset_job(OHLCV_1M_JOB, selection=[candles], partitions_def=partitions)
     return dg.Definitions(
-        assets=[ohlcv_1m],
+        assets=[candles],
         jobs=[job],
         schedules=[build_daily_schedule(job)],
         sensors=[build_symbols_sensor(settings.symbols)],

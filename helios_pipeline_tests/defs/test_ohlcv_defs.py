@@ -27,8 +27,12 @@ def test_definitions_load_and_validate(settings: Settings) -> None:
     defs = build_defs(settings)
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("ohlcv_1m_job") is not None
-    assets = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert "ohlcv_1m" in assets
+    graph = defs.resolve_asset_graph()
+    assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    derived = {"ohlcv_5m", "ohlcv_15m", "ohlcv_1h", "ohlcv_4h", "ohlcv_1d"}
+    assert {"ohlcv_1m", *derived} <= assets
+    for name in derived:  # lineage: every derived timeframe is built from ohlcv_1m
+        assert graph.get(dg.AssetKey(name)).parent_keys == {dg.AssetKey("ohlcv_1m")}
     spec = defs.resolve_assets_def("ohlcv_1m")
     assert spec.backfill_policy == dg.BackfillPolicy.multi_run(MAX_PARTITIONS_PER_RUN)
 
@@ -43,9 +47,16 @@ def test_materialise_one_partition(settings: Settings) -> None:
         metadata = events[0].asset_materialization.metadata  # type: ignore[union-attr]
         assert metadata["rows"].value == 1440
         assert metadata["missing_minutes"].value == 0
-    candles = CandleStore(settings.data_dir).load("BTC/USDT", Timeframe.M1, day)
+    store = CandleStore(settings.data_dir)
+    candles = store.load("BTC/USDT", Timeframe.M1, day)
     assert len(candles) == 1440
     assert candles[0].timestamp == datetime(2024, 3, 5, tzinfo=UTC)
+    rows = {tf: len(store.load("BTC/USDT", tf, day)) for tf in Timeframe}
+    assert rows == {Timeframe.M1: 1440, Timeframe.M5: 288, Timeframe.M15: 96, Timeframe.H1: 24,
+                    Timeframe.H4: 6, Timeframe.D1: 1}
+    (daily,) = store.load("BTC/USDT", Timeframe.D1, day)
+    assert daily.volume == sum((c.volume for c in candles), start=daily.volume * 0)
+    assert daily.high == max(c.high for c in candles)
     record = MetadataStore(metadata_path(settings.data_dir)).latest_partition(
         "binance", "BTC/USDT", Timeframe.M1, day
     )

@@ -1,0 +1,112 @@
+"""Derived timeframes: 5m..1d partitions built from stored 1m candles, checked against the exchange.
+
+Plain Python; the Dagster candle assets and their consistency checks call these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from helios_pipeline.domain.models import OHLCVData
+from helios_pipeline.domain.resample import PARTIAL_BUCKET, aggregate_candles
+from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, datetime_to_ms, day_start_ms
+from helios_pipeline.exchanges.client import ExchangeClient
+from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
+
+DERIVED_TIMEFRAMES = (Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)
+COMPARED_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class DerivedReport:
+    """What deriving one symbol x day x timeframe did.
+
+    Attributes:
+        record: Catalog row of the derived partition (its source names the 1m version used).
+        changed: False when the file already held these bytes.
+        partial_buckets: Derived candles built from fewer 1m candles than the bucket holds.
+    """
+
+    symbol: str
+    day: date
+    timeframe: Timeframe
+    record: PartitionRecord
+    changed: bool
+    partial_buckets: int
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One derived candle that differs from the exchange's candle of the same open time."""
+
+    open_ms: int
+    field: str
+    ours: str
+    exchange: str
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """Derived candles of a day compared with the exchange's own candles of that timeframe."""
+
+    compared: int
+    mismatches: tuple[Mismatch, ...]
+    only_ours: tuple[int, ...]
+    only_exchange: tuple[int, ...]
+
+    @property
+    def consistent(self) -> bool:
+        """True when every candle exists on both sides with identical values."""
+        return not (self.mismatches or self.only_ours or self.only_exchange)
+
+
+def derive_day(
+    store: CandleStore,
+    metadata: MetadataStore,
+    exchange_id: str,
+    symbol: str,
+    day: date,
+    timeframe: Timeframe,
+) -> DerivedReport:
+    """Aggregate the stored 1m partition of ``symbol`` on ``day`` into ``timeframe`` and store it.
+
+    Raises:
+        PartitionNotFoundError: The 1m partition has not been stored yet.
+    """
+    minute = metadata.latest_partition(exchange_id, symbol, Timeframe.M1, day)
+    candles = aggregate_candles(store.load(symbol, Timeframe.M1, day), timeframe)
+    stored = store.store(symbol, timeframe, day, candles)
+    version = minute.version if minute is not None else "?"
+    record = metadata.record_partition(
+        exchange_id, symbol, timeframe, day, stored, source=f"derived from ohlcv_1m v{version}"
+    )
+    partial = sum(PARTIAL_BUCKET in c.anomaly_flags for c in candles)
+    return DerivedReport(symbol, day, timeframe, record, stored.changed, partial)
+
+
+async def compare_with_exchange(
+    client: ExchangeClient, store: CandleStore, symbol: str, timeframe: Timeframe, day: date
+) -> ConsistencyReport:
+    """Fetch the exchange's own ``timeframe`` candles for ``day`` and compare them exactly."""
+    start = day_start_ms(day)
+    theirs = _by_open(await client.fetch_ohlcv(symbol, timeframe, start, start + DAY_MS))
+    ours = _by_open(store.load(symbol, timeframe, day))
+    mismatches = [
+        Mismatch(open_ms, name, str(getattr(ours[open_ms], name)),
+                 str(getattr(theirs[open_ms], name)))
+        for open_ms in sorted(ours.keys() & theirs.keys())
+        for name in COMPARED_FIELDS
+        if getattr(ours[open_ms], name) != getattr(theirs[open_ms], name)
+    ]
+    return ConsistencyReport(
+        compared=len(ours.keys() & theirs.keys()),
+        mismatches=tuple(mismatches),
+        only_ours=tuple(sorted(ours.keys() - theirs.keys())),
+        only_exchange=tuple(sorted(theirs.keys() - ours.keys())),
+    )
+
+
+def _by_open(candles: list[OHLCVData]) -> dict[int, OHLCVData]:
+    return {datetime_to_ms(c.timestamp): c for c in candles}
