@@ -7,10 +7,12 @@ values it needs) instead of reading the environment itself. Defaults run on one 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
+
+from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
 
 StorageFormat = Literal["parquet", "csv"]
 
@@ -37,6 +39,19 @@ class Settings:
         max_in_flight: Requests in flight per exchange (``HELIOS_MAX_IN_FLIGHT``).
         request_timeout_s: Per-request timeout in seconds (``HELIOS_REQUEST_TIMEOUT_S``).
         dagster_home: Dagster instance folder (``HELIOS_DAGSTER_HOME``).
+        alert_webhook_url: Where quality alerts are posted as JSON
+            (``HELIOS_ALERT_WEBHOOK_URL``); ``None`` logs them only. Kept out of ``repr``
+            because webhook URLs carry tokens.
+        freshness_deadline_hour: UTC hour by which yesterday's candles must be stored
+            (``HELIOS_FRESHNESS_DEADLINE_HOUR``, 0-23).
+        reference_exchange: A second ccxt exchange with the same symbols, for cross-exchange
+            divergence (``HELIOS_REFERENCE_EXCHANGE``, e.g. ``okx``); ``None`` turns it off.
+        reference_exchange_url: Base-URL override of the reference exchange
+            (``HELIOS_REFERENCE_EXCHANGE_URL``).
+        hot_retention_minutes: How long Redis keeps ticks (``HELIOS_HOT_RETENTION_MINUTES``):
+            the last hour plus a grace period so a closed hour can still be flushed to files.
+        ticker_start_date: First day of the hourly ``ticker_snapshots`` partitions
+            (``HELIOS_TICKER_START_DATE``, YYYY-MM-DD): when realtime capture began.
     """
 
     data_dir: Path = Path("local/data")
@@ -49,6 +64,13 @@ class Settings:
     max_in_flight: int = 50
     request_timeout_s: float = 10.0
     dagster_home: Path = field(default=Path("local/dagster"))
+    validation: ValidationThresholds = field(default_factory=ValidationThresholds)
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    freshness_deadline_hour: int = 2
+    reference_exchange: str | None = None
+    reference_exchange_url: str | None = None
+    hot_retention_minutes: int = 90
+    ticker_start_date: str = "2026-11-01"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +91,9 @@ class Settings:
 
 def _parse(name: str, raw: str) -> object:
     var = f"HELIOS_{name.upper()}"
+    special = _PARSERS.get(name)
+    if special is not None:
+        return special(var, raw)
     if name in ("data_dir", "dagster_home"):
         return Path(raw)
     if name == "storage_format":
@@ -89,3 +114,30 @@ def _parse(name: str, raw: str) -> object:
             raise SettingsError(f"{var}={raw!r}: must be greater than 0.")
         return number
     return raw
+
+
+def _parse_validation(var: str, raw: str) -> ValidationThresholds:
+    try:
+        return ValidationThresholds.from_spec(raw)
+    except ThresholdError as exc:
+        raise SettingsError(f"{var}={raw!r}: {exc}") from None
+
+
+def _parse_hour(var: str, raw: str) -> int:
+    if not (raw.isdigit() and 0 <= int(raw) <= 23):
+        raise SettingsError(f"{var}={raw!r}: expected an hour of the day, 0 to 23.")
+    return int(raw)
+
+
+def _parse_retention(var: str, raw: str) -> int:
+    if not (raw.isdigit() and int(raw) >= 60):
+        raise SettingsError(f"{var}={raw!r}: expected whole minutes, at least 60 (an hour).")
+    return int(raw)
+
+
+# Variables whose values need more than the generic parsing above.
+_PARSERS: dict[str, Callable[[str, str], object]] = {
+    "validation": _parse_validation,
+    "freshness_deadline_hour": _parse_hour,
+    "hot_retention_minutes": _parse_retention,
+}

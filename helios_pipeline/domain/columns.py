@@ -19,3 +19,19 @@ DECIMAL_COLUMNS = (OPEN, HIGH, LOW, CLOSE, VOLUME, QUOTE_VOLUME, TAKER_BUY_VOLUM
                    TAKER_BUY_QUOTE_VOLUME)
 OHLCV_COLUMNS = (TIMESTAMP, OPEN, HIGH, LOW, CLOSE, VOLUME, QUOTE_VOLUME, TRADES,
                  TAKER_BUY_VOLUME, TAKER_BUY_QUOTE_VOLUME, CLOSE_TIME)
+
+# Validation outcome carried by candle files (``OHLCVData.is_validated`` and friends); not the
+# exchange's data, so not part of ``OHLCV_COLUMNS``. ``anomaly_flags`` is list<string> in Parquet
+# and ';'-joined text in CSV.
+IS_VALIDATED = "is_validated"
+VALIDATION_SCORE = "validation_score"
+ANOMALY_FLAGS = "anomaly_flags"
+VALIDATION_COLUMNS = (IS_VALIDATED, VALIDATION_SCORE, ANOMALY_FLAGS)
+CANDLE_FILE_COLUMNS = (*OHLCV_COLUMNS, *VALIDATION_COLUMNS)
+
+# Ticker (``MarketDataPoint``) frame columns; ``received_at`` is the ms epoch of receipt.
+PRICE = "price"
+BID = "bid"
+ASK = "ask"
+RECEIVED_AT = "received_at"
+TICKER_COLUMNS = (TIMESTAMP, PRICE, VOLUME, BID, ASK, RECEIVED_AT)

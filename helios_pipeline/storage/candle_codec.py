@@ -7,12 +7,19 @@ that does not fit ``decimal128(38, 18)`` (over 18 decimal places or 20 integer d
 
 Parquet bytes depend only on the table (fixed writer options, no wall-clock metadata); they are
 stable for a given pyarrow version, which the footer's ``created_by`` names.
+
+Besides the exchange's columns (``OHLCV_COLUMNS``) a file carries the validation outcome of each
+candle (``VALIDATION_COLUMNS``): ``is_validated`` (bool), ``validation_score`` (float64) and
+``anomaly_flags`` (list<string>; in CSV ``true``/``false``, the float's repr and the flags joined
+with ``;``). Files written before those columns existed still read, with the defaults
+(not validated, score 1.0, no flags).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
@@ -23,13 +30,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helios_pipeline.domain.columns import (
+    ANOMALY_FLAGS,
+    CANDLE_FILE_COLUMNS,
     CLOSE,
     DECIMAL_COLUMNS,
     HIGH,
+    IS_VALIDATED,
     LOW,
     OHLCV_COLUMNS,
     OPEN,
     TIMESTAMP,
+    VALIDATION_COLUMNS,
+    VALIDATION_SCORE,
     VOLUME,
 )
 from helios_pipeline.domain.timeframe import ms_to_datetime
@@ -40,6 +52,12 @@ DECIMAL_TYPE = pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
 # Columns every venue reports; the others are null when the venue does not report them.
 REQUIRED_COLUMNS = (TIMESTAMP, OPEN, HIGH, LOW, CLOSE, VOLUME)
+VALIDATION_TYPES: MappingProxyType[str, pa.DataType] = MappingProxyType({
+    IS_VALIDATED: pa.bool_(),
+    VALIDATION_SCORE: pa.float64(),
+    ANOMALY_FLAGS: pa.list_(pa.field("item", pa.string(), nullable=False)),
+})
+FLAG_SEPARATOR = ";"  # anomaly flags in CSV; rule names never contain it
 
 OHLCV_SCHEMA = pa.schema(
     [
@@ -52,7 +70,9 @@ OHLCV_SCHEMA = pa.schema(
         )
         for name in OHLCV_COLUMNS
     ]
+    + [pa.field(name, VALIDATION_TYPES[name], nullable=False) for name in VALIDATION_COLUMNS]
 )
+_EXCHANGE_SCHEMA = pa.schema([OHLCV_SCHEMA.field(name) for name in OHLCV_COLUMNS])
 
 # Fixed so that the same table always gives the same bytes. Snappy and no dictionary pages keep
 # the daily write fast (zstd level 1 is ~25% smaller but ~0.5 ms slower per 1440-row day; the cold
@@ -89,13 +109,14 @@ def to_table(columns: Columns, where: str) -> pa.Table:
     """Arrow table with :data:`OHLCV_SCHEMA`; raises instead of rounding or dropping anything.
 
     Args:
-        columns: Values per column of :data:`OHLCV_COLUMNS`, timestamps as ms epoch ints.
+        columns: Values per column of :data:`CANDLE_FILE_COLUMNS`, timestamps as ms epoch ints.
         where: What the rows are (``BTC/USDT 1m 2024-01-31`` or a path), for error messages.
 
     Raises:
         PrecisionError: A decimal has over 18 decimal places or 20 integer digits.
         PartitionError: A value has the wrong type, is not finite, or a required one is missing.
     """
+    _check_validation(columns, where)
     arrays = []
     for field in OHLCV_SCHEMA:
         values = columns[field.name]
@@ -111,6 +132,45 @@ def to_table(columns: Columns, where: str) -> pa.Table:
             )
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=OHLCV_SCHEMA)
+
+
+def _check_validation(columns: Columns, where: str) -> None:
+    """The validation columns hold bools, floats in [0, 1] and tuples of flag names."""
+    for name in VALIDATION_COLUMNS:
+        values = columns[name]
+        if _all_outcomes(name, values):  # whole-column test first: the write path stays fast
+            continue
+        row = next(i for i, value in enumerate(values) if not _is_outcome(name, value))
+        raise PartitionError(
+            f"{where}: {name}={values[row]!r} at {_moment(columns[TIMESTAMP], row)} is not a "
+            "validation outcome (bool; float 0..1; tuple of flag names without ';')."
+        )
+
+
+def _all_outcomes(name: str, values: list[Any]) -> bool:
+    if not values:
+        return True
+    kinds = set(map(type, values))
+    if name == IS_VALIDATED:
+        return kinds == {bool}
+    if name == VALIDATION_SCORE:
+        # a NaN hides from min/max but not from the sum
+        return kinds == {float} and min(values) >= 0.0 and max(values) <= 1.0 and math.isfinite(
+            sum(values))
+    flags = {flag for group in values for flag in group} if kinds <= {tuple, list} else {1}
+    return all(_is_flag(flag) for flag in flags)
+
+
+def _is_outcome(name: str, value: object) -> bool:
+    if name == IS_VALIDATED:
+        return isinstance(value, bool)
+    if name == VALIDATION_SCORE:
+        return type(value) is float and 0.0 <= value <= 1.0
+    return isinstance(value, tuple | list) and all(_is_flag(f) for f in value)
+
+
+def _is_flag(flag: object) -> bool:
+    return isinstance(flag, str) and bool(flag) and FLAG_SEPARATOR not in flag
 
 
 def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
@@ -191,16 +251,26 @@ def parquet_bytes(table: pa.Table) -> bytes:
 def csv_bytes(columns: Columns) -> bytes:
     """CSV with a header; decimals in plain notation exactly as held (``format(d, 'f')``)."""
     texts: list[list[Any]] = []
-    for name in OHLCV_COLUMNS:
+    for name in CANDLE_FILE_COLUMNS:
         values = columns[name]
         if name in DECIMAL_COLUMNS:
             values = ["" if v is None else decimal_text(v) for v in values]
+        elif name in VALIDATION_COLUMNS:
+            values = [_validation_text(name, v) for v in values]
         texts.append(values)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(OHLCV_COLUMNS)
+    writer.writerow(CANDLE_FILE_COLUMNS)
     writer.writerows(zip(*texts, strict=True))
     return buffer.getvalue().encode("utf-8")
+
+
+def _validation_text(name: str, value: Any) -> str:
+    if name == IS_VALIDATED:
+        return "true" if value else "false"
+    if name == VALIDATION_SCORE:
+        return repr(value)
+    return FLAG_SEPARATOR.join(value)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -237,15 +307,29 @@ def read_parquet(path: Path) -> pa.Table:
     if table.schema.equals(OHLCV_SCHEMA):
         return table
     try:
-        return table.select(list(OHLCV_COLUMNS)).cast(OHLCV_SCHEMA)
+        if not set(VALIDATION_COLUMNS) & set(table.column_names):  # written before validation
+            table = with_validation_defaults(table.select(list(OHLCV_COLUMNS))
+                                             .cast(_EXCHANGE_SCHEMA))
+        return table.select(list(CANDLE_FILE_COLUMNS)).cast(OHLCV_SCHEMA)
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise PartitionError(f"{path}: not a candle partition ({exc}).") from exc
 
 
+def with_validation_defaults(table: pa.Table) -> pa.Table:
+    """A table of the exchange's columns with the validation columns at their defaults."""
+    n = table.num_rows
+    defaults = {IS_VALIDATED: [False] * n, VALIDATION_SCORE: [1.0] * n, ANOMALY_FLAGS: [[]] * n}
+    for name in VALIDATION_COLUMNS:
+        table = table.append_column(OHLCV_SCHEMA.field(name),
+                                    pa.array(defaults[name], VALIDATION_TYPES[name]))
+    return table
+
+
 def table_columns(table: pa.Table) -> Columns:
     """Python values of a table with :data:`OHLCV_SCHEMA`, timestamps as ms epoch ints."""
-    columns: Columns = {name: table.column(name).to_pylist() for name in OHLCV_COLUMNS}
+    columns: Columns = {name: table.column(name).to_pylist() for name in CANDLE_FILE_COLUMNS}
     columns[TIMESTAMP] = table.column(TIMESTAMP).cast(pa.int64()).to_pylist()
+    columns[ANOMALY_FLAGS] = [tuple(flags) for flags in columns[ANOMALY_FLAGS]]
     return columns
 
 
@@ -257,26 +341,44 @@ def read_csv_columns(path: Path) -> Columns:
     """
     with path.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.reader(stream))
-    if not rows or tuple(rows[0]) != OHLCV_COLUMNS:
-        raise PartitionError(f"{path}: header is not {','.join(OHLCV_COLUMNS)}.")
-    width = len(OHLCV_COLUMNS)
+    header = tuple(rows[0]) if rows else ()
+    if header not in (CANDLE_FILE_COLUMNS, OHLCV_COLUMNS):  # the second: before validation
+        raise PartitionError(f"{path}: header is not {','.join(CANDLE_FILE_COLUMNS)}.")
+    width = len(header)
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != width:
             raise PartitionError(f"{path}: line {line} has {len(row)} fields, expected {width}.")
-    raw = list(zip(*rows[1:], strict=True)) or [() for _ in OHLCV_COLUMNS]
+    raw = list(zip(*rows[1:], strict=True)) or [() for _ in header]
     try:
-        return {
+        columns = {
             name: [_parse_text(name, text) for text in texts]
-            for name, texts in zip(OHLCV_COLUMNS, raw, strict=True)
+            for name, texts in zip(header, raw, strict=True)
         }
     except (ValueError, InvalidOperation) as exc:
         raise PartitionError(f"{path}: unreadable value ({exc!r}).") from exc
+    if header == OHLCV_COLUMNS:
+        count = len(rows) - 1
+        columns.update({IS_VALIDATED: [False] * count, VALIDATION_SCORE: [1.0] * count,
+                        ANOMALY_FLAGS: [()] * count})
+    return columns
 
 
-def _parse_text(name: str, text: str) -> Decimal | int | None:
+def _parse_text(name: str, text: str) -> Any:
+    if name in VALIDATION_COLUMNS:
+        return _parse_validation(name, text)
     if text == "":
         return None
     return Decimal(text) if name in DECIMAL_COLUMNS else int(text)
+
+
+def _parse_validation(name: str, text: str) -> bool | float | tuple[str, ...]:
+    if name == IS_VALIDATED:
+        if text not in ("true", "false"):
+            raise ValueError(f"{name}={text!r} is not true or false")
+        return text == "true"
+    if name == VALIDATION_SCORE:
+        return float(text)
+    return tuple(text.split(FLAG_SEPARATOR)) if text else ()
 
 
 def to_frame(table: pa.Table, as_float: bool) -> pd.DataFrame:

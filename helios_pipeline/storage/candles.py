@@ -10,10 +10,10 @@ wall-clock metadata, fixed writer options), so storing the same candles again yi
 file, and an identical file is not rewritten. The bytes are stable for a given pyarrow version;
 the ``created_by`` field of a Parquet footer names that version.
 
-The encoding (schema, Parquet/CSV bytes, readers) is in ``storage.candle_codec``. Only the
-exchange's data is stored (the columns of ``domain.columns.OHLCV_COLUMNS``); validation
-results (``is_validated``, ``validation_score``, ``anomaly_flags``) belong to the validation layer
-and come back with their defaults.
+The encoding (schema, Parquet/CSV bytes, readers) is in ``storage.candle_codec``. A file holds
+the exchange's data (``domain.columns.OHLCV_COLUMNS``) and each candle's validation outcome
+(``VALIDATION_COLUMNS``: ``is_validated``, ``validation_score``, ``anomaly_flags``), so what
+validation decided travels with the candles it decided on.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ import pandas as pd
 import pyarrow as pa
 
 from helios_pipeline.domain.columns import (
+    CANDLE_FILE_COLUMNS,
     CLOSE_TIME,
     DECIMAL_COLUMNS,
-    OHLCV_COLUMNS,
     TIMESTAMP,
     TRADES,
+    VALIDATION_COLUMNS,
 )
 from helios_pipeline.domain.gaps import missing_ranges
 from helios_pipeline.domain.models import OHLCVData
@@ -118,6 +119,11 @@ class CandleStore:
         if fmt not in FILE_FORMATS:
             raise ValueError(f"Unknown storage format {fmt!r}; expected 'parquet' or 'csv'.")
         self._fmt: StorageFormat = fmt
+
+    @property
+    def data_dir(self) -> Path:
+        """Data root the partitions live under."""
+        return self._data_dir
 
     @property
     def fmt(self) -> StorageFormat:
@@ -328,7 +334,7 @@ def _check_window(
 
 def _columns(candles: Sequence[OHLCVData], open_times: list[int]) -> Columns:
     columns: Columns = {TIMESTAMP: open_times}
-    for name in (*DECIMAL_COLUMNS, TRADES):
+    for name in (*DECIMAL_COLUMNS, TRADES, *VALIDATION_COLUMNS):
         columns[name] = list(map(attrgetter(name), candles))
     columns[CLOSE_TIME] = list(map(attrgetter("close_time_ms"), candles))
     return columns
@@ -358,10 +364,11 @@ def _candles(columns: Columns, symbol: str, timeframe: Timeframe) -> list[OHLCVD
         OHLCVData(
             symbol=symbol, timestamp=ms_to_datetime(ts), timeframe=timeframe, open=o, high=h,
             low=lo, close=c, volume=v, quote_volume=qv, trades=n, taker_buy_volume=tbv,
-            taker_buy_quote_volume=tbqv, close_time_ms=ct,
+            taker_buy_quote_volume=tbqv, close_time_ms=ct, is_validated=ok, validation_score=score,
+            anomaly_flags=tuple(flags),
         )
-        for ts, o, h, lo, c, v, qv, n, tbv, tbqv, ct in zip(
-            *(columns[name] for name in OHLCV_COLUMNS), strict=True
+        for ts, o, h, lo, c, v, qv, n, tbv, tbqv, ct, ok, score, flags in zip(
+            *(columns[name] for name in CANDLE_FILE_COLUMNS), strict=True
         )
     ]
 

@@ -151,3 +151,36 @@ def _extension(fmt: StorageFormat) -> str:
 def metadata_path(data_dir: Path) -> Path:
     """SQLite metadata database: markets, trading rules, configs, partition catalog."""
     return data_dir / "metadata.sqlite"
+
+
+def quarantine_month_dir(
+    data_dir: Path, symbol: str, day: date, exchange: str | None = None
+) -> Path:
+    """Quarantine folder of the month that contains ``day`` (``quarantine/BTCUSDT/2024/01``)."""
+    storage_id = to_storage_id(symbol, exchange)
+    return quarantine_root(data_dir) / storage_id / f"{day.year:04d}" / f"{day.month:02d}"
+
+
+def quarantine_ohlcv_path(
+    data_dir: Path, symbol: str, timeframe: Timeframe, day: date, exchange: str | None = None
+) -> Path:
+    """Rejected candles of one batch partition, ``.../2024/01/ohlcv_1m_20240131.jsonl``."""
+    name = f"ohlcv_{timeframe.value}_{day:%Y%m%d}.jsonl"
+    return quarantine_month_dir(data_dir, symbol, day, exchange) / name
+
+
+def quarantine_live_path(
+    data_dir: Path, symbol: str, day: date, exchange: str | None = None
+) -> Path:
+    """Rejected realtime points of one UTC day (appended), ``.../2024/01/live_20240131.jsonl``."""
+    return quarantine_month_dir(data_dir, symbol, day, exchange) / f"live_{day:%Y%m%d}.jsonl"
+
+
+def wal_dir(data_dir: Path, name: str = "hot") -> Path:
+    """Write-ahead log of a realtime writer (``storage.wal``), ``system/wal/hot``."""
+    return data_dir / SYSTEM / "wal" / name
+
+
+def divergence_path(data_dir: Path, symbol: str, reference: str, day: date) -> Path:
+    """Minutes where two venues' closes diverged, ``.../2024/01/divergence_okx_20240131.csv``."""
+    return month_dir(data_dir, symbol, day) / f"divergence_{reference}_{day:%Y%m%d}.csv"

@@ -93,9 +93,11 @@ def test_csv_holds_the_exact_decimal_text_and_ms_timestamps(tmp_path: Path) -> N
     lines = stored.path.read_text().splitlines()
 
     assert lines[0] == ("timestamp,open,high,low,close,volume,quote_volume,trades,"
-                        "taker_buy_volume,taker_buy_quote_volume,close_time")
+                        "taker_buy_volume,taker_buy_quote_volume,close_time,"
+                        "is_validated,validation_score,anomaly_flags")
     assert lines[1] == (f"{day_start_ms(DAY)},0.00000001,93600.10,93500,123456789012.12345678,"
-                        f"1.23456789,115522.12345678,100,0.5,,{day_start_ms(DAY) + 59_999}")
+                        f"1.23456789,115522.12345678,100,0.5,,{day_start_ms(DAY) + 59_999},"
+                        "false,1.0,")
     loaded = store.load(SYMBOL, Timeframe.M1, DAY)[0]
     assert str(loaded.open) == "1E-8"  # the same Decimal as Decimal("0.00000001"), exponent -8
     assert loaded.open.as_tuple() == Decimal("0.00000001").as_tuple()
@@ -113,6 +115,9 @@ def test_parquet_schema_is_exact_and_utc(tmp_path: Path) -> None:
         assert schema.field(name).type == pa.decimal128(38, 18)
     assert schema.field("trades").type == pa.int64()
     assert schema.field("close_time").type == pa.int64()
+    assert schema.field("is_validated").type == pa.bool_()
+    assert schema.field("validation_score").type == pa.float64()
+    assert schema.field("anomaly_flags").type == pa.list_(pa.field("item", pa.string(), False))
     assert schema.field("trades").nullable
     assert not schema.field("open").nullable
     assert schema.remove_metadata().equals(OHLCV_SCHEMA)
@@ -359,7 +364,8 @@ def test_load_frame_spans_days_and_skips_missing_ones(tmp_path: Path) -> None:
     assert frame.index[-1] == pd.Timestamp("2024-02-01T00:01:00Z")
     assert list(frame.columns) == ["open", "high", "low", "close", "volume", "quote_volume",
                                    "trades", "taker_buy_volume", "taker_buy_quote_volume",
-                                   "close_time"]
+                                   "close_time", "is_validated", "validation_score",
+                                   "anomaly_flags"]
     assert frame["close"].iloc[1] == Decimal("93550.01")
     assert isinstance(frame["close"].iloc[1], Decimal)
     assert frame["taker_buy_quote_volume"].isna().all()
@@ -425,3 +431,70 @@ def test_property_round_trip_is_exact(
     assert store.load(SYMBOL, Timeframe.M1, DAY) == sorted(candles, key=lambda c: c.timestamp)
     assert not again.changed
     assert again.content_hash == first.content_hash
+
+
+# -- validation outcome columns -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_validation_outcome_round_trips(tmp_path: Path, fmt: str) -> None:
+    store = CandleStore(tmp_path, fmt)  # type: ignore[arg-type]
+    candles = [
+        candle(0, is_validated=True, validation_score=1.0),
+        candle(1, is_validated=True, validation_score=0.5,
+               anomaly_flags=("price_jump_after_gap", "volume_outlier")),
+        candle(2),
+    ]
+    store.store(SYMBOL, Timeframe.M1, DAY, candles)
+
+    assert store.load(SYMBOL, Timeframe.M1, DAY) == candles
+    frame = store.load_frame(SYMBOL, Timeframe.M1, DAY, DAY)
+    assert frame["is_validated"].tolist() == [True, True, False]
+    assert frame["validation_score"].tolist() == [1.0, 0.5, 1.0]
+    assert [list(flags) for flags in frame["anomaly_flags"]] == [
+        [], ["price_jump_after_gap", "volume_outlier"], []]
+
+
+def test_csv_joins_flags_with_semicolons(tmp_path: Path) -> None:
+    flagged = candle(0, is_validated=True, validation_score=0.75, anomaly_flags=("volume_outlier",
+                                                                                 "stale"))
+    stored = CandleStore(tmp_path, "csv").store(SYMBOL, Timeframe.M1, DAY, [flagged])
+    assert stored.path.read_text().splitlines()[1].endswith(",true,0.75,volume_outlier;stale")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_files_written_before_validation_columns_still_load(tmp_path: Path, fmt: str) -> None:
+    store = CandleStore(tmp_path, fmt)  # type: ignore[arg-type]
+    stored = store.store(SYMBOL, Timeframe.M1, DAY, day_of(3))
+    old_columns = list(OHLCV_SCHEMA.names[:11])
+    if fmt == "parquet":
+        pq.write_table(pq.read_table(stored.path).select(old_columns), stored.path)
+    else:
+        lines = [",".join(line.split(",")[:11]) for line in stored.path.read_text().splitlines()]
+        stored.path.write_text("\n".join(lines) + "\n")
+
+    assert store.load(SYMBOL, Timeframe.M1, DAY) == day_of(3)
+    assert store.load_table(SYMBOL, Timeframe.M1, DAY).schema.equals(OHLCV_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"validation_score": 1.5}, "validation_score=1.5"),
+        ({"validation_score": 1}, "validation_score=1 "),
+        ({"is_validated": 1}, "is_validated=1"),
+        ({"anomaly_flags": ("a;b",)}, "anomaly_flags"),
+        ({"anomaly_flags": ("",)}, "anomaly_flags"),
+    ],
+)
+def test_malformed_validation_outcomes_are_refused(
+    tmp_path: Path, fields: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(PartitionError, match=match):
+        CandleStore(tmp_path).store(SYMBOL, Timeframe.M1, DAY, [candle(0, **fields)])
+
+
+def test_a_nan_score_is_refused_wherever_it_is(tmp_path: Path) -> None:
+    candles = [candle(0, validation_score=0.5), candle(1, validation_score=float("nan"))]
+    with pytest.raises(PartitionError, match="validation_score=nan at 2024-01-31T00:01"):
+        CandleStore(tmp_path).store(SYMBOL, Timeframe.M1, DAY, candles)
