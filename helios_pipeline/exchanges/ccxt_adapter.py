@@ -130,8 +130,9 @@ def override_urls(urls: dict[str, Any], base_url: str) -> None:
     Every ``http(s)`` entry of ``urls['api']`` keeps its path and gets ``base_url``'s scheme and
     host: Binance's ``public``/``private`` become ``base_url + '/api/v3'`` and ``v1``
     ``base_url + '/api/v1'``; the futures entries move too, so no request can leave for the real
-    exchange. ``urls['api']['ws']['spot']``, when present (ccxt.pro), becomes
-    ``ws://HOST:PORT/ws``.
+    exchange. OKX keeps one entry, ``rest`` (``https://{hostname}``; ccxt adds ``/api/v5`` per
+    request), which becomes ``base_url`` itself. ``urls['api']['ws']['spot']``, when present
+    (ccxt.pro), becomes ``ws://HOST:PORT/ws``.
     """
     origin = base_url.rstrip("/")
     api = urls.get("api")

@@ -118,7 +118,9 @@ class ExchangeClient:
         self._in_flight = 0
         self._peak_in_flight = 0
         config = {
-            "enableRateLimit": False,  # our limiter replaces ccxt's throttle
+            # Our limiter replaces ccxt's throttle where weight headers exist (Binance); other
+            # venues are paced by ccxt to their published limits (OKX: 20 pages per 2 s).
+            "enableRateLimit": exchange_id not in RAW_KLINE_EXCHANGES,
             "timeout": int(timeout_s * 1000),
             "options": {"fetchMarkets": {"types": ["spot"]}},
         }
@@ -337,17 +339,27 @@ class ExchangeClient:
     async def _unified_chunk(
         self, market: Mapping[str, Any], timeframe: Timeframe, lo: int, hi: int
     ) -> list[tuple[int, OHLCVData]]:
-        """Candles in ``[lo, hi)`` via unified ``fetch_ohlcv``, page after page."""
-        out: list[tuple[int, OHLCVData]] = []
-        since = lo
-        while since < hi:
-            page = [p for p in await self._unified_page(market, timeframe, since, hi)
-                    if since <= p[0] < hi]
+        """Candles in ``[lo, hi)`` via unified ``fetch_ohlcv``, page after page.
+
+        A short page comes from the start of the window on Binance-like venues and from its
+        end on OKX (newest first, 100 or 300 a page), so each page splits its window into the
+        parts before and after it, asked for again until they come back empty.
+        """
+        out: dict[int, OHLCVData] = {}
+        windows = [(lo, hi)]
+        while windows:
+            start, end = windows.pop()
+            page = [p for p in await self._unified_page(market, timeframe, start, end)
+                    if start <= p[0] < end]
             if not page:
-                break
-            out.extend(page)
-            since = max(p[0] for p in page) + timeframe.ms
-        return out
+                continue
+            out.update((open_ms, candle) for open_ms, candle in page if open_ms not in out)
+            first, last = min(p[0] for p in page), max(p[0] for p in page)
+            if start < first:
+                windows.append((start, first))
+            if last + timeframe.ms < end:
+                windows.append((last + timeframe.ms, end))
+        return sorted(out.items())
 
     async def _unified_page(
         self, market: Mapping[str, Any], timeframe: Timeframe, since: int, hi: int

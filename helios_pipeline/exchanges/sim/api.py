@@ -5,6 +5,7 @@
 ``X-MBX-USED-WEIGHT-1M``. Admin endpoints, outside the Binance surface and free of weight and
 faults: ``POST /_sim/faults`` (body = spec, replaces the active one; empty clears),
 ``GET /_sim/faults``, ``GET /_sim/stats`` and ``POST /_sim/reset`` (clears stats and limits).
+The market streams (``/ws``, ``/stream``) share the app; see ``ws``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from helios_pipeline.exchanges.sim.universe import (
     symbol_spec,
 )
 from helios_pipeline.exchanges.sim.wire import dumps
+from helios_pipeline.exchanges.sim.ws import WsConfig, WsHub, add_ws_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
@@ -54,7 +56,8 @@ class SimExchange:
     def __init__(self, *, data_dir: Path | str | None = None, faults: str = "",
                  weight_limit: int = 6000, symbols: Iterable[str] = (),
                  now_ms: Callable[[], int] | None = None,
-                 wall_clock: Callable[[], int] = wall_clock_ms, ban_after: int = 3) -> None:
+                 wall_clock: Callable[[], int] = wall_clock_ms, ban_after: int = 3,
+                 ws_config: WsConfig | None = None) -> None:
         """Create the exchange.
 
         Args:
@@ -65,6 +68,7 @@ class SimExchange:
             now_ms: Market clock: klines after it do not exist yet (default: wall clock).
             wall_clock: Clock of the weight windows and bans.
             ban_after: Requests tolerated after a 429 before the 418 ban.
+            ws_config: Knobs of the market streams (trade rate, pings, limits).
 
         Raises:
             FaultSpecError: ``faults`` is not a valid spec.
@@ -81,6 +85,7 @@ class SimExchange:
         self.faults = FaultInjector(parse_faults(faults))
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
+        self.ws = WsHub(self, ws_config)
 
     def set_faults(self, spec: str) -> None:
         """Replace the active fault spec (empty clears it).
@@ -98,6 +103,7 @@ class SimExchange:
         self.statuses.clear()
         self.faults.fired.clear()
         self.limiter.reset()
+        self.ws.reset_stats()
 
     def stats(self) -> dict[str, Any]:
         """Request counts per path and status, faults fired, weight used, active spec."""
@@ -109,6 +115,7 @@ class SimExchange:
             "faults": self.faults.spec.text,
             "weight_used_1m": self.limiter.used(),
             "weight_limit_1m": self.limiter.limit,
+            "ws": self.ws.snapshot(),
         }
 
     def patch_lookup(self) -> Callable[[str, int, int], tuple[CandlePatch, ...]]:
@@ -392,4 +399,5 @@ def build_app(sim: SimExchange) -> web.Application:
     app.router.add_get("/_sim/faults", get_faults)
     app.router.add_get("/_sim/stats", get_stats)
     app.router.add_post("/_sim/reset", reset)
+    add_ws_routes(app, sim.ws)
     return app

@@ -32,7 +32,7 @@ INTERVAL_MS: dict[str, int] = {tf.value: tf.ms for tf in Timeframe} | {
 """Kline intervals the simulator serves (every one divides a UTC day), in milliseconds."""
 
 AnyArray = npt.NDArray[Any]
-PatchKind = Literal["missing", "spike", "broken_ohlc"]
+PatchKind = Literal["missing", "spike", "broken_ohlc", "divergence"]
 
 _ROW = ('[%d,"%d.%08d","%d.%08d","%d.%08d","%d.%08d","%d.%08d",%d,"%d.%08d",%d,'
         '"%d.%08d","%d.%08d","0"]')
@@ -72,10 +72,11 @@ class CandlePatch:
 
     Attributes:
         kind: ``missing`` (the klines do not exist), ``spike`` (high and close multiplied by
-            ``factor``) or ``broken_ohlc`` (high set below open/close).
+            ``factor``), ``broken_ohlc`` (high set below open/close) or ``divergence`` (open,
+            high, low and close multiplied by ``factor``).
         start_ms: First affected open time.
         end_ms: End of the affected range, exclusive.
-        factor: Multiplier for ``spike``.
+        factor: Multiplier for ``spike`` and ``divergence``.
     """
 
     kind: PatchKind
@@ -297,14 +298,17 @@ class KlineBlock:
 
 
 def _apply(k: Kline, patch: CandlePatch, tick_units: int) -> Kline:
+    factor = patch.factor
+
+    def scaled(value: int) -> int:
+        raw = value * factor.numerator // factor.denominator
+        return max(tick_units, raw // tick_units * tick_units)
+
     if patch.kind == "spike":
-        factor = patch.factor
-
-        def scaled(value: int) -> int:
-            raw = value * factor.numerator // factor.denominator
-            return max(tick_units, raw // tick_units * tick_units)
-
         return k._replace(high=scaled(k.high), close=scaled(k.close))
+    if patch.kind == "divergence":
+        return k._replace(open=scaled(k.open), high=scaled(k.high), low=scaled(k.low),
+                          close=scaled(k.close))
     high = max(0, min(k.open, k.close) - tick_units)
     return k._replace(high=high, low=min(k.low, high))
 

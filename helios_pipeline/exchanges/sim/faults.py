@@ -10,11 +10,18 @@ Request faults (``latency``, ``http429``, ``ban``, ``http5xx``, ``timeout``, ``m
 ``truncated``) take ``count=N`` (the next N matching requests, then used up) or ``rate=P``
 (probability per matching request from a seeded RNG, ``seed=`` optional) or neither (always),
 and ``path=SUBSTR`` (only requests whose path contains SUBSTR). Data faults (``missing``,
-``spike``, ``broken_ohlc``) change 1m klines permanently and take no count, rate or path.
+``spike``, ``broken_ohlc``, ``divergence``) change 1m klines permanently and take no count, rate
+or path. ``divergence:symbol=,start=,minutes=,factor=`` multiplies open, high, low and close of
+the 1m klines in its window by ``factor`` on the venue whose spec holds it (used on the OKX
+simulator to test the cross-exchange check).
+
+Websocket faults (``ws_disconnect``, ``ws_stall``, ``ws_burst``, ``ws_malformed``,
+``ws_refuse``) act on the streams only; their keys and behaviour are in ``ws_faults``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +34,7 @@ from helios_pipeline.domain.symbols import SymbolError, normalize_symbol, to_sto
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
 from helios_pipeline.exchanges.sim.candles import CandlePatch, PatchKind
 from helios_pipeline.exchanges.sim.wire import stable_seed
+from helios_pipeline.exchanges.sim.ws_faults import WS_FAULT_KEYS, WsFault, ws_fault
 
 RequestKind = Literal["latency", "http429", "ban", "http5xx", "timeout", "malformed", "truncated"]
 
@@ -43,17 +51,22 @@ _DATA_KEYS: dict[str, frozenset[str]] = {
     "missing": frozenset({"symbol", "start", "minutes"}),
     "spike": frozenset({"symbol", "at", "factor"}),
     "broken_ohlc": frozenset({"symbol", "at"}),
+    "divergence": frozenset({"symbol", "start", "minutes", "factor"}),
 }
 _REQUIRED: dict[str, frozenset[str]] = {
     "missing": frozenset({"symbol", "start"}),
     "spike": frozenset({"symbol", "at"}),
     "broken_ohlc": frozenset({"symbol", "at"}),
+    "divergence": frozenset({"symbol", "start", "factor"}),
 }
+_WINDOW_KINDS = frozenset({"missing", "divergence"})  # start= and minutes=, not at=
+_FACTOR_DEFAULTS = {"spike": "3"}  # divergence requires its factor
 _COMMON_KEYS = frozenset({"count", "rate", "seed", "path"})
 
 REQUEST_KINDS: tuple[str, ...] = tuple(_REQUEST_KEYS)
 DATA_KINDS: tuple[str, ...] = tuple(_DATA_KEYS)
-KINDS: tuple[str, ...] = REQUEST_KINDS + DATA_KINDS
+WS_KINDS: tuple[str, ...] = tuple(WS_FAULT_KEYS)
+KINDS: tuple[str, ...] = REQUEST_KINDS + DATA_KINDS + WS_KINDS
 """Every fault kind, in the order the docs list them."""
 
 
@@ -113,6 +126,7 @@ class FaultSpec:
     text: str = ""
     request_faults: tuple[RequestFault, ...] = ()
     data_faults: tuple[DataFault, ...] = ()
+    ws_faults: tuple[WsFault, ...] = ()
 
 
 def _fail(part: str, problem: str) -> FaultSpecError:
@@ -162,7 +176,8 @@ def _minute(part: str, key: str, value: str) -> int:
 
 def _check_keys(part: str, kind: str, params: dict[str, str]) -> None:
     is_data = kind in _DATA_KEYS
-    allowed = _DATA_KEYS[kind] if is_data else _REQUEST_KEYS[kind] | _COMMON_KEYS
+    allowed = _DATA_KEYS[kind] if is_data else (
+        WS_FAULT_KEYS.get(kind) or _REQUEST_KEYS[kind] | _COMMON_KEYS)
     unknown = sorted(set(params) - allowed)
     if unknown:
         extra = " (data faults are permanent: no count, rate, seed or path)" if is_data and set(
@@ -198,23 +213,37 @@ def _request_fault(part: str, kind: str, p: dict[str, str]) -> RequestFault:
     )
 
 
+def _factor(part: str, kind: str, p: dict[str, str]) -> Fraction:
+    """``factor=`` of a spike or divergence (a positive number); 1 for other kinds."""
+    if kind not in ("spike", "divergence"):
+        return Fraction(1)
+    text = p.get("factor", _FACTOR_DEFAULTS.get(kind, "1"))
+    try:
+        factor = Fraction(text)
+    except ValueError:
+        raise _fail(part, f"factor={text!r} is not a number.") from None
+    if factor <= 0:
+        raise _fail(part, "factor must be greater than 0.")
+    return factor
+
+
 def _data_fault(part: str, kind: str, p: dict[str, str]) -> DataFault:
     try:
         symbol = to_storage_id(normalize_symbol(p["symbol"]))
     except SymbolError as exc:
         raise _fail(part, str(exc)) from None
-    start = _minute(part, "start" if kind == "missing" else "at", p.get("start") or p["at"])
+    window = kind in _WINDOW_KINDS
+    start = _minute(part, "start" if window else "at", p.get("start") or p["at"])
     minutes = int(_number(part, "minutes", p.get("minutes", "1"), int, 1))
-    factor = Fraction(1)
-    if kind == "spike":
-        try:
-            factor = Fraction(p.get("factor", "3"))
-        except ValueError:
-            raise _fail(part, f"factor={p['factor']!r} is not a number.") from None
-        if factor <= 0:
-            raise _fail(part, "factor must be greater than 0.")
-    end = start + (minutes if kind == "missing" else 1) * MINUTE_MS
-    return DataFault(cast(PatchKind, kind), part, symbol, start, end, factor)
+    end = start + (minutes if window else 1) * MINUTE_MS
+    return DataFault(cast(PatchKind, kind), part, symbol, start, end, _factor(part, kind, p))
+
+
+def _ws_fault(part: str, kind: str, p: dict[str, str]) -> WsFault:
+    try:
+        return ws_fault(part, kind, p)
+    except ValueError as exc:
+        raise _fail(part, str(exc)) from None
 
 
 def parse_faults(text: str) -> FaultSpec:
@@ -225,6 +254,7 @@ def parse_faults(text: str) -> FaultSpec:
     """
     requests: list[RequestFault] = []
     data: list[DataFault] = []
+    ws: list[WsFault] = []
     for raw in text.split(";"):
         part = raw.strip()
         if not part:
@@ -233,11 +263,13 @@ def parse_faults(text: str) -> FaultSpec:
         if kind not in KINDS:
             raise _fail(part, f"unknown kind {kind!r}.")
         _check_keys(part, kind, params)
-        if kind in _DATA_KEYS:
+        if kind in WS_FAULT_KEYS:
+            ws.append(_ws_fault(part, kind, params))
+        elif kind in _DATA_KEYS:
             data.append(_data_fault(part, kind, params))
         else:
             requests.append(_request_fault(part, kind, params))
-    return FaultSpec(text.strip(), tuple(requests), tuple(data))
+    return FaultSpec(text.strip(), tuple(requests), tuple(data), tuple(ws))
 
 
 @dataclass
@@ -256,6 +288,7 @@ class FaultInjector:
         """Start injecting ``spec`` (no faults when None)."""
         self.spec = spec or FaultSpec()
         self.fired: Counter[str] = Counter()
+        self.started_s = time.monotonic()  # websocket faults time themselves from here
         self._remaining = [f.count for f in self.spec.request_faults]
         self._rngs = [
             np.random.default_rng(f.seed if f.seed is not None else stable_seed("fault", i,

@@ -1,12 +1,15 @@
-"""The simulated Binance exchange server: run it in a background thread or in the foreground.
+"""The simulated exchange server: run it in a background thread or in the foreground.
 
-``SimExchangeServer`` serves the aiohttp app of ``api`` on its own event loop in a background
-thread (tests, the demo); ``serve_forever`` blocks (``helios sim-exchange``) until SIGINT or
-SIGTERM. ``SimExchange`` and ``build_app`` are re-exported for callers that host the app.
+``SimExchangeServer`` serves the aiohttp app of ``api`` (Binance, the default venue) or of
+``okx`` (``venue="okx"``) on its own event loop in a background thread (tests, the demo);
+``serve_forever`` blocks (``helios sim-exchange``) until SIGINT or SIGTERM. ``SimExchange`` and
+``build_app`` are re-exported for callers that host the app.
 
 Example:
     >>> with SimExchangeServer(port=0) as sim:  # doctest: +SKIP
     ...     exchange.urls["api"]["public"] = sim.api_url
+    >>> with SimExchangeServer(port=0, venue="okx") as okx:  # doctest: +SKIP
+    ...     exchange.urls["api"]["rest"] = okx.api_url
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
 from helios_pipeline.exchanges.sim.api import SimExchange, build_app
 from helios_pipeline.exchanges.sim.faults import parse_faults
 from helios_pipeline.exchanges.sim.limits import wall_clock_ms as real_wall_clock_ms
+from helios_pipeline.exchanges.sim.okx import OkxSimExchange, build_okx_app
+from helios_pipeline.exchanges.sim.ws import WsConfig
 
-__all__ = ["SimExchange", "SimExchangeServer", "build_app", "serve_forever"]
+__all__ = ["SimExchange", "SimExchangeServer", "Venue", "build_app", "serve_forever"]
+
+Venue = Literal["binance", "okx"]
+"""Which exchange's REST API the simulator speaks."""
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -35,9 +43,29 @@ _SHUTDOWN_S = 1.0
 _START_TIMEOUT_S = 30.0
 
 
-async def _start_site(sim: SimExchange, host: str, port: int) -> tuple[web.AppRunner, int]:
+def _app(sim: SimExchange | OkxSimExchange) -> web.Application:
+    return build_okx_app(sim) if isinstance(sim, OkxSimExchange) else build_app(sim)
+
+
+def _exchange(venue: Venue, **options: Any) -> SimExchange | OkxSimExchange:
+    """The state of a simulated ``venue``; Binance-only options are ignored for OKX.
+
+    Raises:
+        ValueError: ``venue`` is neither ``binance`` nor ``okx``.
+    """
+    if venue == "binance":
+        return SimExchange(**options)
+    if venue == "okx":
+        return OkxSimExchange(data_dir=options["data_dir"], faults=options["faults"],
+                              symbols=options["symbols"], now_ms=options["now_ms"],
+                              wall_clock=options["wall_clock"])
+    raise ValueError(f"Unknown simulated venue {venue!r}: use 'binance' or 'okx'.")
+
+
+async def _start_site(sim: SimExchange | OkxSimExchange, host: str,
+                      port: int) -> tuple[web.AppRunner, int]:
     """Start serving ``sim``; returns the runner and the bound port."""
-    runner = web.AppRunner(build_app(sim), handle_signals=False, access_log=None,
+    runner = web.AppRunner(_app(sim), handle_signals=False, access_log=None,
                            handler_cancellation=True, shutdown_timeout=_SHUTDOWN_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -56,26 +84,36 @@ class SimExchangeServer:
     def __init__(self, port: int = 0, data_dir: Path | str | None = None, faults: str = "",
                  weight_limit: int = 6000, *, symbols: Iterable[str] = (),
                  now_ms: Callable[[], int] | None = None, ban_after: int = 3,
-                 wall_clock_ms: Callable[[], int] | None = None) -> None:
+                 wall_clock_ms: Callable[[], int] | None = None,
+                 venue: Venue = "binance", ws_config: WsConfig | None = None) -> None:
         """Prepare the exchange (nothing listens until :meth:`start`).
 
         Args:
             port: TCP port; 0 picks a free one.
             data_dir: Folder of Binance 1m kline files to replay.
             faults: Initial fault spec.
-            weight_limit: Request weight allowed per minute.
+            weight_limit: Request weight allowed per minute (Binance only).
             symbols: Extra symbols to list.
             now_ms: Market clock ("now"); default is the wall clock.
-            ban_after: Requests tolerated after a 429 before the 418 ban.
-            wall_clock_ms: Clock of the weight windows and bans (default: the real one).
+            ban_after: Requests tolerated after a 429 before the 418 ban (Binance only).
+            wall_clock_ms: Clock of the weight windows, bans and OKX's rate-limit windows
+                (default: the real one).
+            venue: ``binance`` (``/api/v3``) or ``okx`` (``/api/v5``, same market with a small
+                venue basis; its requests are limited per endpoint as on OKX).
+            ws_config: Knobs of the Binance market streams at :attr:`ws_url` (trade rate,
+                pings, lifetime; see ``ws``).
 
         Raises:
             FaultSpecError: ``faults`` is not a valid spec.
             FileNotFoundError: ``data_dir`` is not a folder.
+            ValueError: ``venue`` is not a known venue.
         """
-        self.exchange = SimExchange(data_dir=data_dir, faults=faults, weight_limit=weight_limit,
-                                    symbols=symbols, now_ms=now_ms, ban_after=ban_after,
-                                    wall_clock=wall_clock_ms or real_wall_clock_ms)
+        self.venue = venue
+        self.exchange = _exchange(venue, data_dir=data_dir, faults=faults,
+                                  weight_limit=weight_limit, symbols=symbols, now_ms=now_ms,
+                                  ban_after=ban_after,
+                                  wall_clock=wall_clock_ms or real_wall_clock_ms,
+                                  ws_config=ws_config)
         self._requested_port = port
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,8 +127,17 @@ class SimExchangeServer:
 
     @property
     def api_url(self) -> str:
-        """``base_url + "/api/v3"``: what ccxt's ``urls['api']['public']`` should be."""
-        return f"{self.base_url}/api/v3"
+        """What ccxt's API URL should be.
+
+        Binance: ``base_url + "/api/v3"`` for ``urls['api']['public']``; OKX: ``base_url`` for
+        ``urls['api']['rest']`` (ccxt adds ``/api/v5``).
+        """
+        return self.base_url if self.venue == "okx" else f"{self.base_url}/api/v3"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT/ws``: what ccxt.pro's ``urls['api']['ws']['spot']`` should be."""
+        return f"ws://{_HOST}:{self.port}/ws"
 
     def start(self) -> SimExchangeServer:
         """Start listening in a background thread; returns self.
@@ -175,13 +222,16 @@ class SimExchangeServer:
         self.stop()
 
 
-async def _serve_until_signalled(sim: SimExchange, port: int) -> None:
+async def _serve_until_signalled(sim: SimExchange | OkxSimExchange, port: int) -> None:
     runner, bound = await _start_site(sim, _HOST, port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    _LOG.info("Simulated Binance spot API on http://%s:%d/api/v3", _HOST, bound)
+    if isinstance(sim, OkxSimExchange):
+        _LOG.info("Simulated OKX spot API on http://%s:%d/api/v5", _HOST, bound)
+    else:
+        _LOG.info("Simulated Binance spot API on http://%s:%d/api/v3", _HOST, bound)
     try:
         await stopping.wait()
     finally:
@@ -192,13 +242,15 @@ async def _serve_until_signalled(sim: SimExchange, port: int) -> None:
 
 
 def serve_forever(port: int, data_dir: Path | str | None, faults: str,
-                  weight_limit: int = 6000) -> None:
+                  weight_limit: int = 6000, *, venue: Venue = "binance") -> None:
     """Serve the simulated exchange in the foreground until SIGINT or SIGTERM.
 
     Raises:
         FaultSpecError: ``faults`` is not a valid spec.
         FileNotFoundError: ``data_dir`` is not a folder.
         OSError: The port cannot be bound.
+        ValueError: ``venue`` is not a known venue.
     """
-    sim = SimExchange(data_dir=data_dir, faults=faults, weight_limit=weight_limit)
+    sim = _exchange(venue, data_dir=data_dir, faults=faults, weight_limit=weight_limit,
+                    symbols=(), now_ms=None, ban_after=3, wall_clock=real_wall_clock_ms)
     asyncio.run(_serve_until_signalled(sim, port))
