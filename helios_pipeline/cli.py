@@ -9,7 +9,6 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from helios_pipeline.storage.paths import market_data_root, metadata_path
 console = Console()
 DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 DEMO_DAYS = 3
-# Transient faults the demo's exchange injects, to show retries and rate-limit handling at work.
-DEMO_FAULTS = "http429:count=1,retry_after=1,path=klines;http5xx:count=2,path=klines"
 
 
 class CliError(Exception):
@@ -71,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev)")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+    _add_stream_parser(sub)
     return parser
 
 
@@ -200,30 +198,9 @@ def print_partitions(settings: Settings, symbols: Sequence[str], start: date, en
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from helios_pipeline.exchanges.sim.server import SimExchangeServer
+    from helios_pipeline.demo import run_demo
 
-    symbols = parse_symbols(args.symbols)
-    yesterday = datetime.now(tz=UTC).date() - timedelta(days=1)
-    start = yesterday - timedelta(days=args.days - 1)
-    with SimExchangeServer(port=0, faults=DEMO_FAULTS) as sim:
-        console.print(f"[bold]1.[/] Simulated Binance exchange at {sim.base_url} "
-                      f"(injecting: {DEMO_FAULTS})")
-        settings = replace(Settings.from_env(), exchange_url=sim.base_url, symbols=tuple(symbols))
-        os.environ["HELIOS_EXCHANGE_URL"] = sim.base_url
-        console.print("[bold]2.[/] Loading markets through ccxt, storing trading rules")
-        preflight(settings, symbols)
-        console.print(f"[bold]3.[/] Backfilling {len(symbols)} symbols x {args.days} days "
-                      "through Dagster (ohlcv_1m)")
-        failures = backfill_with_progress(settings, symbols, start, yesterday)
-        stats = sim.stats()
-    print_partitions(settings, symbols, start, yesterday)
-    console.print(f"Exchange saw {stats.get('total_requests', '?')} requests; "
-                  f"faults fired: {stats.get('faults_fired', {})}")
-    console.print(f"Files:    {settings.data_dir.resolve() / 'market_data'}")
-    console.print(f"Catalog:  {metadata_path(settings.data_dir).resolve()}")
-    console.print("Dagster UI: run [bold]helios ui[/] and open http://127.0.0.1:3000 "
-                  "(Assets > ohlcv_1m > Partitions)")
-    return 1 if failures else 0
+    return run_demo(parse_symbols(args.symbols), args.days)
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -233,6 +210,51 @@ def _ui(args: argparse.Namespace) -> int:
                "-p", str(args.port)]
     console.print(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     return subprocess.call(command, env=env, cwd=root)  # noqa: S603
+
+
+def _add_stream_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stream = sub.add_parser("stream", help="stream validated live ticks into Redis (ccxt.pro)")
+    which = stream.add_mutually_exclusive_group(required=True)
+    which.add_argument("--symbols", help="e.g. BTC/USDT,ETH/USDT")
+    which.add_argument("--top", type=int, metavar="N",
+                       help="the N USDT spot symbols with the most 24 h quote volume")
+    stream.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
+    stream.add_argument("--kinds", default="trade,book,ticker",
+                        help="tick kinds: trade, book (best bid/ask), ticker (24 h ticker)")
+    stream.add_argument("--queue-size", type=int, default=50_000,
+                        help="ticks queued before shedding (book/ticker first)")
+    stream.add_argument("--status-every", type=float, default=5.0, metavar="S",
+                        help="print a status line every S seconds")
+    stream.add_argument("--ack-log", type=Path, metavar="FILE",
+                        help="append 'symbol kind seq' of every acknowledged tick (fsynced)")
+    stream.set_defaults(handler=_stream)
+
+
+def _stream(args: argparse.Namespace) -> int:
+    """``helios stream``: run the stream service in the foreground with a status line."""
+    import logging
+
+    from helios_pipeline.realtime.config import StreamConfig
+    from helios_pipeline.realtime.service import StreamServiceError, run_with_status, top_symbols
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    try:
+        if args.symbols:
+            symbols = parse_symbols(args.symbols)
+        else:
+            symbols = asyncio.run(top_symbols(settings.exchange, settings.exchange_url, args.top))
+        config = StreamConfig.from_settings(settings, symbols, kinds=kinds,
+                                            queue_size=args.queue_size, ack_log=args.ack_log)
+        console.print(f"Streaming {len(symbols)} symbols ({','.join(kinds)}) from "
+                      f"{settings.exchange_url or settings.exchange} into {settings.redis_url}; "
+                      "Ctrl-C stops.")
+        asyncio.run(run_with_status(config, args.duration, args.status_every, print))
+    except StreamServiceError as exc:
+        raise CliError(str(exc)) from None
+    return 0
 
 
 if __name__ == "__main__":

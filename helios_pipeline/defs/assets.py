@@ -13,19 +13,24 @@ import dagster as dg
 
 from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES, DerivedReport, derive_day
 from helios_pipeline.batch.ohlcv import PartitionReport, ingest_ohlcv_partitions
+from helios_pipeline.defs.checks import (
+    Outcome,
+    candle_check_specs,
+    check_result,
+    consistency_check_key,
+    consistency_outcomes,
+    gap_check_key,
+    gap_outcome,
+)
+from helios_pipeline.defs.keys import OHLCV_1M, candle_key
 from helios_pipeline.defs.partitions import SymbolDay
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.storage.metadata import PartitionRecord
+from helios_pipeline.validation.rules import ValidationThresholds
 
 # A month of days per run: a month-long backfill of one symbol is one run, not 31.
 MAX_PARTITIONS_PER_RUN = 31
-OHLCV_1M = dg.AssetKey("ohlcv_1m")
-
-
-def candle_key(timeframe: Timeframe) -> dg.AssetKey:
-    """Asset key of the candles of ``timeframe`` (``ohlcv_5m``)."""
-    return dg.AssetKey(f"ohlcv_{timeframe.value}")
 
 
 def _specs(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetSpec]:
@@ -56,13 +61,17 @@ def _specs(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetSpec]:
 
 
 def build_candle_assets(
-    partitions: dg.MultiPartitionsDefinition, exchange_id: str
+    partitions: dg.MultiPartitionsDefinition, exchange_id: str, thresholds: ValidationThresholds
 ) -> dg.AssetsDefinition:
-    """The candle multi-asset for one exchange; its pool limits concurrent steps on that venue."""
+    """The candle multi-asset for one exchange; its pool limits concurrent steps on that venue.
+
+    ``thresholds`` (``HELIOS_VALIDATION``) decide what the ingest quarantines.
+    """
 
     @dg.multi_asset(
         name="ohlcv_candles",
         specs=_specs(partitions),
+        check_specs=candle_check_specs(partitions),
         partitions_def=partitions,
         can_subset=True,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
@@ -72,27 +81,54 @@ def build_candle_assets(
         context: dg.AssetExecutionContext,
         exchange: ExchangeResource,
         storage: StorageResource,
-    ) -> Iterator[dg.AssetMaterialization]:
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
         wanted = [SymbolDay.from_key(partitions, k) for k in context.partition_keys]
         selected = context.selected_asset_keys
         if OHLCV_1M in selected:
             context.log.info(f"Ingesting {len(wanted)} partition(s) from {exchange.exchange_id}")
-            for report in asyncio.run(_ingest(exchange, storage, wanted)):
+            for report in asyncio.run(ingest_partitions(exchange, storage, wanted, thresholds)):
                 yield _materialization(OHLCV_1M, report.symbol, report.day,
                                        partition_metadata(report))
         for timeframe in DERIVED_TIMEFRAMES:
             if candle_key(timeframe) in selected:
                 yield from _derive(exchange.exchange_id, storage, wanted, timeframe)
+        yield from _checks(context, exchange, storage, wanted)
 
     return ohlcv_candles
 
 
-async def _ingest(
-    exchange: ExchangeResource, storage: StorageResource, wanted: list[SymbolDay]
+def _checks(
+    context: dg.AssetExecutionContext, exchange: ExchangeResource, storage: StorageResource,
+    wanted: list[SymbolDay],
+) -> Iterator[dg.AssetCheckResult]:
+    """Evaluate the selected candle checks over the partitions just stored."""
+    selected = context.selected_asset_check_keys
+    keys = [str(p.key) for p in wanted]
+    if gap_check_key() in selected:
+        catalog = storage.metadata()
+        gaps = [gap_outcome(catalog, exchange.exchange_id, p) for p in wanted]
+        yield check_result(context, gap_check_key(), _by_key(keys, gaps),
+                           dg.AssetCheckSeverity.WARN)
+    store = storage.candles()
+    for timeframe in DERIVED_TIMEFRAMES:
+        if consistency_check_key(timeframe) in selected:
+            found = asyncio.run(consistency_outcomes(exchange, store, timeframe, wanted))
+            yield check_result(context, consistency_check_key(timeframe), _by_key(keys, found))
+
+
+def _by_key(keys: list[str], outcomes: list[Outcome]) -> dict[str, Outcome]:
+    return dict(zip(keys, outcomes, strict=True))
+
+
+async def ingest_partitions(
+    exchange: ExchangeResource, storage: StorageResource, wanted: list[SymbolDay],
+    thresholds: ValidationThresholds,
 ) -> list[PartitionReport]:
+    """Fetch, validate and store ``wanted`` partitions from ``exchange``."""
     async with exchange.client() as client:
         return await ingest_ohlcv_partitions(
-            client, storage.candles(), storage.metadata(), [(p.symbol, p.day) for p in wanted]
+            client, storage.candles(), storage.metadata(), [(p.symbol, p.day) for p in wanted],
+            thresholds=thresholds,
         )
 
 
@@ -132,7 +168,11 @@ def _record_metadata(record: PartitionRecord, changed: bool) -> dict[str, dg.Met
 
 def partition_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue]:
     """Materialisation metadata of one ``ohlcv_1m`` partition."""
-    return _record_metadata(report.record, report.changed)
+    return {
+        **_record_metadata(report.record, report.changed),
+        "quarantined": dg.MetadataValue.int(report.quarantined),
+        "soft_flagged": dg.MetadataValue.int(report.soft_flagged),
+    }
 
 
 def derived_metadata(report: DerivedReport) -> dict[str, dg.MetadataValue]:

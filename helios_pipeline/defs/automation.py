@@ -1,4 +1,4 @@
-"""Schedules and sensors: register configured symbols, materialise yesterday every day."""
+"""Schedules and sensors: register symbols, materialise yesterday, report, check freshness."""
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -49,3 +49,25 @@ def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefini
             yield dg.RunRequest(run_key=str(key), partition_key=key)
 
     return ohlcv_1m_daily_schedule
+
+
+def build_report_schedule(report_job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """Every day at 00:40 UTC (after the candles), yesterday's ``data_quality_report``."""
+
+    @dg.schedule(
+        name="data_quality_report_schedule", job=report_job, cron_schedule="40 0 * * *",
+        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def data_quality_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+        return dg.RunRequest(run_key=yesterday, partition_key=yesterday)
+
+    return data_quality_report_schedule
+
+
+def build_freshness_schedule(freshness_job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """Every hour at :05, the ``ohlcv_1m_freshness_check``."""
+    return dg.ScheduleDefinition(
+        name="ohlcv_1m_freshness_schedule", job=freshness_job, cron_schedule="5 * * * *",
+        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    )

@@ -15,7 +15,12 @@ from datetime import date
 import dagster as dg
 
 from helios_pipeline.defs.assets import MAX_PARTITIONS_PER_RUN
-from helios_pipeline.defs.build import OHLCV_1M_JOB, build_defs
+from helios_pipeline.defs.build import (
+    DIVERGENCE_JOB,
+    OHLCV_1M_JOB,
+    QUALITY_REPORT_JOB,
+    build_defs,
+)
 from helios_pipeline.defs.partitions import SYMBOLS, SymbolDay
 from helios_pipeline.domain.symbols import to_storage_id
 from helios_pipeline.domain.timeframe import days_between
@@ -34,7 +39,9 @@ class PlannedRun:
     days: tuple[date, ...]
 
     def tags(self, backfill_id: str) -> dict[str, str]:
-        """Run tags that make Dagster execute exactly this partition range."""
+        """Run tags that make Dagster execute exactly these partitions."""
+        if len(self.days) == 1:
+            return {BACKFILL_TAG: backfill_id}  # a single partition goes by partition_key
         return {
             RANGE_START_TAG: str(SymbolDay(self.symbol, self.days[0]).key),
             RANGE_END_TAG: str(SymbolDay(self.symbol, self.days[-1]).key),
@@ -48,6 +55,12 @@ class BackfillOutcome:
 
     runs: list[tuple[PlannedRun, str]] = field(default_factory=list)
     failures: list[tuple[PlannedRun, str]] = field(default_factory=list)
+
+    def record(self, planned: PlannedRun, result: dg.ExecuteInProcessResult) -> None:
+        """Add a finished run (and its first error, if it failed)."""
+        self.runs.append((planned, result.run_id))
+        if not result.success:
+            self.failures.append((planned, _first_error(result)))
 
     @property
     def success(self) -> bool:
@@ -91,18 +104,60 @@ def run_backfill(
     backfill_id = uuid.uuid4().hex[:8]
     outcome = BackfillOutcome()
     for planned in plan_backfill(symbols, start, end):
-        result = job.execute_in_process(
-            instance=instance,
-            tags=planned.tags(backfill_id),
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            raise_on_error=False,
-        )
-        outcome.runs.append((planned, result.run_id))
-        if not result.success:
-            outcome.failures.append((planned, _first_error(result)))
+        result = _execute(job, instance, planned, backfill_id, log_level)
+        outcome.record(planned, result)
         if on_run_done is not None:
             on_run_done(planned, result.success)
     return outcome
+
+
+def run_followups(
+    symbols: Sequence[str],
+    start: date,
+    end: date,
+    instance: dg.DagsterInstance,
+    settings: Settings | None = None,
+    log_level: str = "INFO",
+) -> BackfillOutcome:
+    """Materialise what follows stored candles: cross-exchange divergence and daily reports.
+
+    In a running deployment the automation condition and schedules do this; research code, the
+    demo and tests call it right after :func:`run_backfill`.
+    """
+    settings = settings or Settings.from_env()
+    defs = build_defs(settings)
+    backfill_id = uuid.uuid4().hex[:8]
+    outcome = BackfillOutcome()
+    if settings.reference_exchange is not None:
+        divergence = defs.resolve_job_def(DIVERGENCE_JOB)
+        for planned in plan_backfill(symbols, start, end):
+            outcome.record(planned, _execute(divergence, instance, planned, backfill_id, log_level))
+    report = defs.resolve_job_def(QUALITY_REPORT_JOB)
+    for day in days_between(start, end):
+        result = report.execute_in_process(
+            instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+            run_config=_log_config(log_level), tags={BACKFILL_TAG: backfill_id},
+        )
+        outcome.record(PlannedRun("*", (day,)), result)
+    return outcome
+
+
+def _execute(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, planned: PlannedRun, backfill_id: str,
+    log_level: str,
+) -> dg.ExecuteInProcessResult:
+    single = len(planned.days) == 1
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=str(SymbolDay(planned.symbol, planned.days[0]).key) if single else None,
+        tags=planned.tags(backfill_id),
+        run_config=_log_config(log_level),
+        raise_on_error=False,
+    )
+
+
+def _log_config(log_level: str) -> dict[str, object]:
+    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
 
 def register_symbols(instance: dg.DagsterInstance, symbols: Sequence[str]) -> None:

@@ -5,27 +5,116 @@ from __future__ import annotations
 import dagster as dg
 
 from helios_pipeline.defs.assets import build_candle_assets
-from helios_pipeline.defs.automation import build_daily_schedule, build_symbols_sensor
+from helios_pipeline.defs.automation import (
+    build_daily_schedule,
+    build_freshness_schedule,
+    build_report_schedule,
+    build_symbols_sensor,
+)
+from helios_pipeline.defs.checks import build_freshness_check
+from helios_pipeline.defs.cross import build_divergence_asset, build_reference_candles
+from helios_pipeline.defs.healing import build_self_healing_sensor
 from helios_pipeline.defs.partitions import symbol_day_partitions
+from helios_pipeline.defs.quality import AlertsResource, build_quality_report_asset
+from helios_pipeline.defs.realtime import (
+    RealtimeMarketDataResource,
+    build_stream_health_sensor,
+    build_ticker_snapshots,
+    build_ticker_snapshots_sensor,
+    ticker_partitions,
+)
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
 from helios_pipeline.settings import Settings
 
 OHLCV_1M_JOB = "ohlcv_1m_job"
+FRESHNESS_JOB = "ohlcv_1m_freshness_job"
+QUALITY_REPORT_JOB = "data_quality_report_job"
+DIVERGENCE_JOB = "cross_exchange_divergence_job"
+TICKERS_JOB = "ticker_snapshots_job"
 
 
 def build_defs(settings: Settings | None = None) -> dg.Definitions:
     """All Dagster definitions for ``settings`` (default: read from ``HELIOS_*`` variables)."""
     settings = settings or Settings.from_env()
     partitions = symbol_day_partitions(settings.start_date)
-    candles = build_candle_assets(partitions, settings.exchange)
-    job = dg.define_asset_job(OHLCV_1M_JOB, selection=[candles], partitions_def=partitions)
-    return dg.Definitions(
-        assets=[candles],
-        jobs=[job],
-        schedules=[build_daily_schedule(job)],
-        sensors=[build_symbols_sensor(settings.symbols)],
-        resources={
+    return dg.Definitions.merge(
+        _batch_defs(settings, partitions),
+        _quality_defs(settings),
+        _cross_exchange_defs(settings, partitions),
+        _realtime_defs(settings),
+        dg.Definitions(resources={
             "exchange": ExchangeResource.from_settings(settings),
             "storage": StorageResource.from_settings(settings),
-        },
+            "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
+            "realtime": RealtimeMarketDataResource(
+                redis_url=settings.redis_url, exchange=settings.exchange,
+                retention_minutes=settings.hot_retention_minutes,
+            ),
+            **_reference_resources(settings),
+        }),
     )
+
+
+def _batch_defs(settings: Settings, partitions: dg.MultiPartitionsDefinition) -> dg.Definitions:
+    """Candles from the exchange(s), their checks, the daily schedule and self-healing."""
+    candles = build_candle_assets(partitions, settings.exchange, settings.validation)
+    reference = (
+        [build_reference_candles(partitions, settings.reference_exchange, settings.validation)]
+        if settings.reference_exchange else []
+    )
+    freshness = build_freshness_check(settings.freshness_deadline_hour)
+    hourly_check = dg.AssetSelection.checks(freshness)  # own schedule, not per partition
+    job = dg.define_asset_job(
+        OHLCV_1M_JOB, selection=dg.AssetSelection.assets(candles, *reference) - hourly_check,
+        partitions_def=partitions,
+    )
+    freshness_job = dg.define_asset_job(FRESHNESS_JOB, selection=hourly_check)
+    return dg.Definitions(
+        assets=[candles, *reference],
+        asset_checks=[freshness],
+        jobs=[job, freshness_job],
+        schedules=[build_daily_schedule(job), build_freshness_schedule(freshness_job)],
+        sensors=[
+            build_symbols_sensor(settings.symbols),
+            build_self_healing_sensor(
+                job, settings.exchange, settings.data_dir, settings.alert_webhook_url
+            ),
+        ],
+    )
+
+
+def _quality_defs(settings: Settings) -> dg.Definitions:
+    """The daily data-quality report and its schedule."""
+    report = build_quality_report_asset(settings.start_date, settings.reference_exchange)
+    job = dg.define_asset_job(QUALITY_REPORT_JOB, selection=[report],
+                              partitions_def=report.partitions_def)
+    return dg.Definitions(assets=[report], jobs=[job], schedules=[build_report_schedule(job)])
+
+
+def _cross_exchange_defs(
+    settings: Settings, partitions: dg.MultiPartitionsDefinition
+) -> dg.Definitions:
+    """The divergence view between the two venues, when a reference venue is configured."""
+    if settings.reference_exchange is None:
+        return dg.Definitions()
+    divergence = build_divergence_asset(
+        partitions, settings.reference_exchange, settings.validation.max_divergence
+    )
+    job = dg.define_asset_job(DIVERGENCE_JOB, selection=[divergence], partitions_def=partitions)
+    return dg.Definitions(assets=[divergence], jobs=[job])
+
+
+def _realtime_defs(settings: Settings) -> dg.Definitions:
+    """Hourly ticker files flushed from the hot tier, and the stream health sensor."""
+    tickers = ticker_partitions(settings.ticker_start_date)
+    snapshots = build_ticker_snapshots(tickers)
+    job = dg.define_asset_job(TICKERS_JOB, selection=[snapshots], partitions_def=tickers)
+    return dg.Definitions(
+        assets=[snapshots], jobs=[job],
+        sensors=[build_ticker_snapshots_sensor(tickers, job), build_stream_health_sensor()],
+    )
+
+
+def _reference_resources(settings: Settings) -> dict[str, ExchangeResource]:
+    reference = ExchangeResource.reference_from_settings(settings)
+    return {"reference_exchange": reference} if reference is not None else {}

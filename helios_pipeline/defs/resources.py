@@ -14,12 +14,17 @@ from helios_pipeline.storage.paths import metadata_path
 
 
 class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The exchange an asset ingests from (ccxt id and optional base-URL override)."""
+    """The exchange an asset ingests from (ccxt id and optional base-URL override).
+
+    ``qualifier`` exchange-qualifies the storage folders (``okx.BTCUSDT``) of a second venue
+    that shares the data root with the primary one.
+    """
 
     exchange_id: str = "binance"
     base_url: str | None = None
     max_in_flight: int = 50
     timeout_s: float = 10.0
+    qualifier: str | None = None
 
     def client(self) -> ExchangeClient:
         """A new client; use it as ``async with resource.client() as client``."""
@@ -28,6 +33,7 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             base_url=self.base_url,
             max_in_flight=self.max_in_flight,
             timeout_s=self.timeout_s,
+            qualifier=self.qualifier,
         )
 
     @classmethod
@@ -38,6 +44,19 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             base_url=settings.exchange_url,
             max_in_flight=settings.max_in_flight,
             timeout_s=settings.request_timeout_s,
+        )
+
+    @classmethod
+    def reference_from_settings(cls, settings: Settings) -> ExchangeResource | None:
+        """The reference venue (``HELIOS_REFERENCE_EXCHANGE``), or None when not configured."""
+        if settings.reference_exchange is None:
+            return None
+        return cls(
+            exchange_id=settings.reference_exchange,
+            base_url=settings.reference_exchange_url,
+            max_in_flight=settings.max_in_flight,
+            timeout_s=settings.request_timeout_s,
+            qualifier=settings.reference_exchange,
         )
 
 

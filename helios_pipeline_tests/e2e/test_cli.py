@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helios_pipeline.cli import main
+from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.storage.metadata import MetadataStore
 
@@ -32,7 +33,7 @@ def test_backfill_through_dagster(cli_env: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert code == 0, out
     assert "BTC/USDT 2024-04-01..2024-04-02 (2 days) ok" in out
-    records = MetadataStore(cli_env / "metadata.sqlite").list_partitions()
+    records = MetadataStore(cli_env / "metadata.sqlite").list_partitions(timeframe=Timeframe.M1)
     assert sorted((r.symbol, str(r.day), r.rows) for r in records) == [
         ("BTC/USDT", "2024-04-01", 1440), ("BTC/USDT", "2024-04-02", 1440),
         ("ETH/USDT", "2024-04-01", 1440), ("ETH/USDT", "2024-04-02", 1440),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.conftest import REPO_ROOT
 
@@ -29,13 +30,26 @@ def test_demo_command_leaves_daily_files_and_catalog_rows(tmp_path: Path) -> Non
     assert "helios ui" in done.stdout
 
     yesterday = (datetime.now(tz=UTC) - timedelta(days=1)).date()
-    files = sorted((data / "market_data").rglob("ohlcv_1m_*.parquet"))
+    every = sorted((data / "market_data").glob("*/*/*/ohlcv_1m_*.parquet"))
+    files = [f for f in every if not f.parts[-4].startswith("okx.")]  # okx.*: second venue
     assert len(files) == 6  # 3 symbols x 2 days
+    assert len(every) == 12
     expected = data / "market_data" / "BTCUSDT" / f"{yesterday:%Y}" / f"{yesterday:%m}"
     assert expected / f"ohlcv_1m_{yesterday:%Y%m%d}.parquet" in files
-    assert all(pq.read_metadata(f).num_rows == 1440 for f in files)
+    rows = {f.parent.parent.parent.name + f.stem[-8:]: pq.read_metadata(f).num_rows
+            for f in files}
+    eth_yesterday = f"ETHUSDT{yesterday:%Y%m%d}"
+    # ETH yesterday: a 30-minute gap, a spike and a broken candle quarantined: 1440 - 32.
+    assert rows.pop(eth_yesterday) == 1408
+    assert set(rows.values()) == {1440}
 
-    records = MetadataStore(data / "metadata.sqlite").list_partitions()
-    assert len(records) == 6
-    assert {r.rows for r in records} == {1440}
-    assert {r.missing_minutes for r in records} == {0}
+    records = MetadataStore(data / "metadata.sqlite").list_partitions(timeframe=Timeframe.M1)
+    assert len(records) == 6 * 2  # both venues
+    assert sorted(r.missing_minutes for r in records)[-1] == 30
+    assert f"Quarantined ETH/USDT {yesterday:%Y-%m-%d} 12:00: price_jump" in done.stdout
+    assert f"Quarantined ETH/USDT {yesterday:%Y-%m-%d} 13:00: ohlc_inconsistent" in done.stdout
+    reports = data / "system" / "data_quality_reports"
+    report = reports / f"data_quality_report_{yesterday:%Y%m%d}.html"
+    html = report.read_text()
+    for caught in ("price_jump", "ohlc_inconsistent", "30 min", "okx"):
+        assert caught in html, caught

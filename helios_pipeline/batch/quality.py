@@ -1,0 +1,87 @@
+"""Daily data-quality assessment: gather a day's candles, catalog and quarantine, assess, report.
+
+Plain Python; the ``data_quality_report`` Dagster asset and ``helios demo`` call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from helios_pipeline.domain.timeframe import Timeframe, day_start_ms, ms_to_datetime
+from helios_pipeline.quality.monitor import DataQualityMonitor, QualitySummary, SymbolData
+from helios_pipeline.quality.report import report_path, write_quality_report
+from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.metadata import MetadataStore
+from helios_pipeline.storage.paths import metadata_path
+from helios_pipeline.storage.quarantine import QuarantineStore
+
+
+@dataclass(frozen=True)
+class Venue:
+    """Where one venue's data lives.
+
+    Attributes:
+        exchange: ccxt exchange id (catalog key).
+        data_dir: Data root.
+        qualifier: Storage-id qualifier of its files (``okx`` -> ``okx.BTCUSDT``), where several
+            exchanges share a data root; ``None`` for the primary exchange.
+    """
+
+    exchange: str
+    data_dir: Path
+    qualifier: str | None = None
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """The assessment of one day and where its HTML report was written."""
+
+    summary: QualitySummary
+    path: Path
+
+
+def assess_day(
+    venue: Venue, symbols: Sequence[str], day: date, reference: Venue | None = None
+) -> QualityReport:
+    """Assess every symbol's 1m data of ``day`` and write the day's HTML report.
+
+    Args:
+        venue: The primary exchange and its data root.
+        symbols: ccxt unified symbols.
+        day: UTC day.
+        reference: A second venue with the same symbols, for cross-exchange divergence.
+    """
+    inputs = [_symbol_data(venue, symbol, day, reference) for symbol in symbols]
+    start = ms_to_datetime(day_start_ms(day))
+    summary = DataQualityMonitor().assess(inputs, start, start + timedelta(days=1))
+    frames = {item.symbol: item.candles for item in inputs}
+    path = write_quality_report(summary, frames, report_path(venue.data_dir, day))
+    return QualityReport(summary, path)
+
+
+def _symbol_data(venue: Venue, symbol: str, day: date, reference: Venue | None) -> SymbolData:
+    catalog = MetadataStore(metadata_path(venue.data_dir)).list_partitions(
+        exchange=venue.exchange, symbol=symbol, timeframe=Timeframe.M1, start=day, end=day
+    )
+    quarantined = QuarantineStore(venue.data_dir).load(symbol, day, day, venue.qualifier)
+    return SymbolData(
+        symbol=symbol,
+        candles=_frame(venue, symbol, day),
+        exchange=venue.exchange,
+        catalog=catalog,
+        quarantine=[(r.timestamp_ms or 0, r.rules) for r in quarantined],
+        reference_closes=(
+            _frame(reference, symbol, day)["close"] if reference is not None else None
+        ),
+        reference_exchange=reference.exchange if reference is not None else None,
+    )
+
+
+def _frame(venue: Venue, symbol: str, day: date) -> pd.DataFrame:
+    store = CandleStore(venue.data_dir)
+    return store.load_frame(symbol, Timeframe.M1, day, day, exchange=venue.qualifier)

@@ -1,0 +1,191 @@
+"""The realtime path in Dagster: the hot tier as a resource, hourly ticker files, stream health.
+
+The stream service (``helios stream``) keeps the last hour of validated ticks in Redis. When an
+hour closes, ``ticker_snapshots_sensor`` launches a run for that symbol x hour, and the
+``ticker_snapshots`` asset writes the hour's ticks to ``ticker_{YYYYMMDD}_{HH}`` (plus the
+rolling ``current/realtime_ticker``), so streamed data lands in warm storage.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+from helios_pipeline.defs.partitions import SYMBOL_DIM, SYMBOLS
+from helios_pipeline.defs.resources import StorageResource
+from helios_pipeline.domain.symbols import from_storage_id
+from helios_pipeline.domain.timeframe import datetime_to_ms
+from helios_pipeline.storage.hot import HotStore
+from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
+from helios_pipeline.storage.ticks import Tick, TickKind
+
+TICKERS = dg.AssetKey("ticker_snapshots")
+HOUR_DIM = "hour"
+SNAPSHOT_KINDS: tuple[TickKind, ...] = ("ticker", "book")
+# Ticks are filed by exchange time; a tick received this late after its hour still belongs to it.
+ARRIVAL_SLACK_MS = 5_000
+HEALTH_FIELDS = ("lag_ms", "messages", "valid", "quarantined", "shed", "reconnects")
+
+
+class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The hot tier: latest prices, recent ticks and the stream service's health."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    exchange: str = "binance"
+    retention_minutes: int = 90
+
+    def store(self) -> HotStore:
+        """A hot-store client (close it when done)."""
+        return HotStore(self.redis_url, self.retention_minutes * 60_000, exchange=self.exchange)
+
+    def recent_ticks(self, symbol: str, since_ms: int) -> list[Tick]:
+        """Ticker and book-top ticks of ``symbol`` received at or after ``since_ms``."""
+        hot = self.store()
+        try:
+            return [t for kind in SNAPSHOT_KINDS for t in hot.recent(symbol, kind, since_ms)]
+        finally:
+            hot.close()
+
+    def hour_ticks(self, symbol: str, hour: datetime) -> list[Tick]:
+        """Ticker and book-top ticks of ``symbol`` whose exchange time is in the UTC ``hour``."""
+        start = datetime_to_ms(hour)
+        ticks = self.recent_ticks(symbol, start - ARRIVAL_SLACK_MS)
+        return [t for t in ticks if start <= t.exchange_ts_ms < start + 3_600_000]
+
+    def health(self) -> dict[str, str]:
+        """The stream service's last published health (empty when it never ran)."""
+        hot = self.store()
+        try:
+            raw = cast(dict[bytes, bytes],
+                       hot.client.hgetall(f"helios:{self.exchange}:stream_health"))
+        finally:
+            hot.close()
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def ticker_partitions(start_date: str) -> dg.MultiPartitionsDefinition:
+    """Symbol x UTC hour."""
+    hours = dg.HourlyPartitionsDefinition(start_date=f"{start_date}-00:00", timezone="UTC")
+    return dg.MultiPartitionsDefinition({SYMBOL_DIM: SYMBOLS, HOUR_DIM: hours})
+
+
+def _parse(partitions: dg.MultiPartitionsDefinition, key: str) -> tuple[str, datetime]:
+    dims = partitions.get_partition_key_from_str(key).keys_by_dimension
+    hour = datetime.strptime(dims[HOUR_DIM], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    return from_storage_id(dims[SYMBOL_DIM]), hour
+
+
+def build_ticker_snapshots(partitions: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
+    """``ticker_snapshots``: one file per symbol x closed UTC hour, from the hot tier."""
+
+    @dg.asset(
+        key=TICKERS, partitions_def=partitions, output_required=False, group_name="realtime",
+        kinds={"redis", "parquet"},
+        description="Streamed ticker/book-top ticks per symbol and UTC hour, flushed from Redis "
+                    "to market_data/{SYMBOL}/{YYYY}/{MM}/ticker_{YYYYMMDD}_{HH}.parquet when the "
+                    "hour closes (plus current/realtime_ticker, the rolling hour).",
+    )
+    def ticker_snapshots(
+        context: dg.AssetExecutionContext, realtime: RealtimeMarketDataResource,
+        storage: StorageResource,
+    ) -> Iterator[dg.AssetMaterialization]:
+        data_dir = Path(storage.data_dir)
+        for key in context.partition_keys:
+            symbol, hour = _parse(partitions, key)
+            ticks = _closed_hour_ticks(realtime, symbol, hour)
+            stored = store_ticker_hour(data_dir, symbol, hour, ticks)
+            hour_ago = datetime_to_ms(datetime.now(tz=UTC)) - 3_600_000
+            store_current_ticker(data_dir, symbol, realtime.recent_ticks(symbol, hour_ago))
+            yield dg.AssetMaterialization(asset_key=TICKERS, partition=key, metadata={
+                "rows": stored.rows, "path": dg.MetadataValue.path(str(stored.path)),
+                "content_hash": stored.content_hash,
+                "first_exchange_ts": min(t.exchange_ts_ms for t in ticks),
+                "last_exchange_ts": max(t.exchange_ts_ms for t in ticks),
+            })
+
+    return ticker_snapshots
+
+
+def _closed_hour_ticks(
+    realtime: RealtimeMarketDataResource, symbol: str, hour: datetime
+) -> list[Tick]:
+    if hour + timedelta(hours=1, milliseconds=ARRIVAL_SLACK_MS) > datetime.now(tz=UTC):
+        raise dg.Failure(f"{symbol} hour {hour:%Y-%m-%d %H}:00 UTC has not closed yet; "
+                         "its ticks are flushed once it has.")
+    ticks = realtime.hour_ticks(symbol, hour)
+    if not ticks:
+        raise dg.Failure(
+            f"No ticks of {symbol} for {hour:%Y-%m-%d %H}:00 UTC in the hot tier (Redis keeps "
+            f"{realtime.retention_minutes} minutes). Was `helios stream` running for it?"
+        )
+    return ticks
+
+
+
+def closed_hours(now: datetime, retention: timedelta) -> list[datetime]:
+    """Starts of the UTC hours that have closed and are still wholly in the hot tier."""
+    current = now.replace(minute=0, second=0, microsecond=0)
+    hours = []
+    hour = current - timedelta(hours=1)
+    while hour >= now - retention:
+        if hour + timedelta(hours=1, milliseconds=ARRIVAL_SLACK_MS) <= now:
+            hours.append(hour)
+        hour -= timedelta(hours=1)
+    return hours
+
+
+def build_ticker_snapshots_sensor(
+    partitions: dg.MultiPartitionsDefinition, job: UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
+    """Launches ``ticker_snapshots`` for every symbol x hour that closed with ticks in Redis."""
+
+    @dg.sensor(
+        name="ticker_snapshots_sensor", job=job, minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="When an hour closes, flushes each symbol's streamed ticks to its hourly file.",
+    )
+    def ticker_snapshots_sensor(
+        context: dg.SensorEvaluationContext, realtime: RealtimeMarketDataResource
+    ) -> dg.SensorResult:
+        done = context.instance.get_materialized_partitions(TICKERS)
+        symbols = context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols")
+        retention = timedelta(minutes=realtime.retention_minutes)
+        requests = []
+        for hour in closed_hours(datetime.now(tz=UTC), retention):
+            for storage_id in symbols:
+                key = dg.MultiPartitionKey({SYMBOL_DIM: storage_id,
+                                            HOUR_DIM: f"{hour:%Y-%m-%d-%H:%M}"})
+                if str(key) not in done and realtime.hour_ticks(from_storage_id(storage_id), hour):
+                    requests.append(dg.RunRequest(run_key=str(key), partition_key=key))
+        return dg.SensorResult(run_requests=requests)
+
+    return ticker_snapshots_sensor
+
+
+def build_stream_health_sensor() -> dg.SensorDefinition:
+    """Records the stream service's health (lag, reconnects, shed ticks) as observations."""
+
+    @dg.sensor(
+        name="stream_health_sensor", minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Every 30 s: lag, reconnects and shed ticks of `helios stream`, as "
+                    "observations on ticker_snapshots (see its Events tab).",
+    )
+    def stream_health_sensor(
+        context: dg.SensorEvaluationContext, realtime: RealtimeMarketDataResource
+    ) -> dg.SensorResult:
+        health = realtime.health()
+        if not health:
+            return dg.SensorResult(skip_reason="The stream service has not published health yet.")
+        metadata = {name: health[name] for name in HEALTH_FIELDS if name in health}
+        if int(float(health.get("shed", "0"))) > 0:
+            context.log.warning(f"The stream service shed ticks: {health.get('shed')}")
+        return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=TICKERS,
+                                                                 metadata=metadata)])
+
+    return stream_health_sensor

@@ -1,0 +1,74 @@
+"""Self-healing sensor: bounded re-fetches of gappy partitions, then an alert."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from helios_pipeline.defs.backfill import run_backfill
+from helios_pipeline.defs.build import OHLCV_1M_JOB, build_defs
+from helios_pipeline.defs.healing import MAX_TRIES
+from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.settings import Settings
+from helios_pipeline.storage.metadata import MetadataStore
+from helios_pipeline.storage.paths import metadata_path
+
+DAY = (datetime.now(tz=UTC) - timedelta(days=2)).date()
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+         ) -> tuple[list[dg.RunRequest], str | None]:
+    sensor = defs.resolve_sensor_def("self_healing_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      repository_def=defs.get_repository_def())
+    result = sensor(context)  # direct invocation: what the sensor function returns
+    assert isinstance(result, dg.SensorResult)
+    return list(result.run_requests or []), result.cursor
+
+
+def test_gap_that_heals_is_refetched_once(sim: SimExchangeServer, settings: Settings) -> None:
+    sim.set_faults(f"missing:symbol=ETHUSDT,start={DAY}T10:00,minutes=5")
+    defs = build_defs(settings)
+    with dg.instance_for_test() as instance:
+        assert run_backfill(["ETH/USDT"], DAY, DAY, instance, settings).success
+        requests, cursor = tick(defs, instance, None)
+        assert [str(r.partition_key) for r in requests] == [f"{DAY}|ETHUSDT"]
+        sim.set_faults("")  # the exchange has the data again
+        run = defs.resolve_job_def(OHLCV_1M_JOB).execute_in_process(
+            instance=instance, partition_key=requests[0].partition_key
+        )
+        assert run.success
+        requests, cursor = tick(defs, instance, cursor)
+        assert requests == []
+    record = MetadataStore(metadata_path(settings.data_dir)).latest_partition(
+        "binance", "ETH/USDT", Timeframe.M1, DAY)
+    assert record is not None
+    assert (record.missing_minutes, record.version) == (0, 2)
+
+
+def test_persistent_gap_stops_after_max_tries_and_alerts(
+    sim: SimExchangeServer, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.set_faults(f"missing:symbol=BTCUSDT,start={DAY}T03:00,minutes=60")
+    defs = build_defs(settings)
+    with dg.instance_for_test() as instance:
+        assert run_backfill(["BTC/USDT"], DAY, DAY, instance, settings).success
+        cursor = None
+        launched = []
+        for _ in range(MAX_TRIES):
+            requests, cursor = tick(defs, instance, cursor)
+            launched += [r.run_key for r in requests]
+        assert launched == [f"{DAY}|BTCUSDT#try{n}" for n in range(1, MAX_TRIES + 1)]
+        with caplog.at_level(logging.WARNING, logger="helios.quality"):
+            requests, cursor = tick(defs, instance, cursor)
+        assert requests == []
+        assert "Gap persists after re-fetching" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="helios.quality"):
+            requests, _ = tick(defs, instance, cursor)
+        assert requests == []
+        assert caplog.text == ""  # alerted once, then left alone
