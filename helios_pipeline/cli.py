@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--data", type=Path, help="folder of Binance kline CSVs to replay")
     sim.add_argument("--faults", default="", help="fault spec, e.g. 'http429:rate=0.1'")
+    sim.add_argument("--venue", choices=("binance", "okx"), default="binance",
+                     help="wire format to speak (okx: a second venue for cross-exchange checks)")
     sim.set_defaults(handler=_sim_exchange)
 
     backfill = sub.add_parser("backfill", help="materialise ohlcv_1m for symbols and days")
@@ -102,9 +104,14 @@ def parse_symbols(text: str) -> list[str]:
 def _sim_exchange(args: argparse.Namespace) -> int:
     from helios_pipeline.exchanges.sim.server import serve_forever
 
-    console.print(f"Simulated Binance exchange on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
-    console.print(f"  point Helios at it: HELIOS_EXCHANGE_URL=http://127.0.0.1:{args.port}")
-    serve_forever(port=args.port, data_dir=args.data, faults=args.faults)
+    url = f"http://127.0.0.1:{args.port}"
+    console.print(f"Simulated {args.venue} exchange on {url} (Ctrl-C stops it)")
+    if args.venue == "binance":
+        console.print(f"  point Helios at it: HELIOS_EXCHANGE_URL={url} (websockets: {url}/ws)")
+    else:
+        console.print(f"  use it as the second venue: HELIOS_REFERENCE_EXCHANGE=okx "
+                      f"HELIOS_REFERENCE_EXCHANGE_URL={url}")
+    serve_forever(port=args.port, data_dir=args.data, faults=args.faults, venue=args.venue)
     return 0
 
 

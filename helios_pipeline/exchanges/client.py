@@ -74,13 +74,8 @@ class ExchangeClient:
         limiter: Rate limiter; default one for ``exchange_id`` (6000 weight/min, 80 %).
         clock: Wall-clock seconds since the epoch; decides which candles are still open.
         sleep: Coroutine used for retry backoff waits.
-        qualifier: Exchange qualifier for storage ids (``binance.BTCUSDT``) where several
-            exchanges are configured; ``None`` (default) keeps plain ids.
-
-    Attributes:
-        exchange_id: The ccxt exchange id.
-        base_url: The address override, if any.
-        qualifier: As given.
+        qualifier: Exchange qualifier for storage ids (``okx.BTCUSDT``) where several
+            exchanges share a data root; ``None`` (default) keeps plain ids.
 
     Raises:
         ValueError: Unknown exchange id or ``max_in_flight`` < 1.
