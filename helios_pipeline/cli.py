@@ -243,7 +243,8 @@ def _stream(args: argparse.Namespace) -> int:
     import logging
 
     from helios_pipeline.realtime.config import StreamConfig
-    from helios_pipeline.realtime.service import StreamServiceError, run_with_status, top_symbols
+    from helios_pipeline.realtime.runner import run_with_status, top_symbols
+    from helios_pipeline.realtime.service import StreamServiceError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()

@@ -64,6 +64,7 @@ class TickPipeline:
         self.hot: HotStore | None = None
         self.writer: DurableTickWriter | None = None
         self._ack_fd: int | None = None
+        self._closed_health: dict[str, object] = {}
         self.valid = 0
         self.rejected = 0
         self.quarantined = 0
@@ -180,7 +181,7 @@ class TickPipeline:
 
     def health(self) -> dict[str, object]:
         """Validation and quarantine counters, and the writer's health."""
-        writer = self.writer.health() if self.writer is not None else {}
+        writer = self.writer.health() if self.writer is not None else self._closed_health
         return {"valid": self.valid, "rejected": self.rejected, "quarantined": self.quarantined,
                 "soft_flagged": self.soft_flagged, "quarantine_errors": self.quarantine_errors,
                 "quarantine_pending": len(self._rejected),
@@ -197,6 +198,7 @@ class TickPipeline:
         with self._lock:
             if self.writer is not None:
                 caught_up = self.writer.close(timeout_s)
+                self._closed_health = self.writer.health()  # what health() reports from now on
             self._flush_quarantine()
             if self.wal is not None:
                 self.wal.close()

@@ -49,7 +49,7 @@ class TickQueue:
         self.trade_headroom = headroom
         self._trades: deque[Tick] = deque()
         self._quotes: deque[Tick] = deque()
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[bool] | None = None
         self.shed: dict[str, Counter[str]] = {}
         self.shed_trades = 0
         self.shed_quotes = 0
@@ -76,7 +76,9 @@ class TickQueue:
                 self._count_shed(self._trades.popleft())
         (self._trades if is_trade else self._quotes).append(tick)
         self.high_water = max(self.high_water, size + 1)
-        self._ready.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
 
     def _count_shed(self, tick: Tick) -> None:
         counter = self.shed.get(tick.symbol)
@@ -101,20 +103,31 @@ class TickQueue:
         for lane in (self._trades, self._quotes):
             while lane and len(batch) < max_items:
                 batch.append(lane.popleft())
-        if not self._trades and not self._quotes:
-            self._ready.clear()
         return batch
 
     async def wait(self, timeout_s: float | None = None) -> bool:
-        """Wait until a tick is queued (or ``timeout_s`` passed); returns whether one is."""
+        """Wait until a tick is queued (or ``timeout_s`` passed); returns whether one is.
+
+        The waiter is a bare future that :meth:`offer` completes, so the consumer resumes in
+        the very next turn of the event loop (``asyncio.wait_for`` on an ``Event`` takes three).
+        """
         if self._trades or self._quotes:
             return True
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout_s is None else loop.call_later(timeout_s, _expire, waiter)
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+            return bool(await waiter)
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     def oldest_trade_received_us(self) -> int | None:
         """Receive time of the oldest queued trade, if any."""
         return self._trades[0].received_ts_us if self._trades else None
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

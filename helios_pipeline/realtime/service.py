@@ -38,8 +38,7 @@ import ccxt
 from helios_pipeline.realtime.candles import LiveCandle, LiveCandleBuilder
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.feeds import Feed, make_exchange
-from helios_pipeline.realtime.feeds import top_symbols as feeds_top_symbols
-from helios_pipeline.realtime.health import HealthPublisher, StreamStats, status_line
+from helios_pipeline.realtime.health import HealthPublisher, StreamStats
 from helios_pipeline.realtime.hot_candles import HotCandleWriter
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
@@ -86,6 +85,7 @@ class StreamService:
         self.write_failed_ticks = 0
         self.candles_closed = 0
         self.candles_amended = 0
+        self.loop_errors = 0
         self._malformed: list[QuarantineRecord] = []
         self._malformed_dropped = 0
         self._inflight_oldest_us: int | None = None
@@ -117,8 +117,10 @@ class StreamService:
         if self.config.candles:
             self.candle_writer = HotCandleWriter(self.config.redis_url, self.config.exchange,
                                                  self.config.hot_retention_ms)
-            self.builders = {s: LiveCandleBuilder(s, self.config.late_tolerance_ms, now)
+            self.builders = {s: LiveCandleBuilder(s, self.config.late_tolerance_ms)
                              for s in self.config.symbols}
+            for builder in self.builders.values():  # complete only once the trade feed delivers
+                builder.outage_began(now)
         self._build_feeds(markets)
         self._feed_tasks = [asyncio.create_task(f.run(), name=f"feed-{f.name}")
                             for f in self.feeds]
@@ -256,7 +258,7 @@ class StreamService:
                     self.builders[symbol].outage_began(now_ms)
 
     def on_recovered(self, feed: Feed, down_since_ms: int, now_ms: int) -> None:
-        """A feed delivers again."""
+        """A feed delivers (again): trades may be missing only up to now."""
         if feed.kind == "trade":
             for symbol in feed.symbols:
                 if symbol in self.builders:
@@ -284,22 +286,34 @@ class StreamService:
                 ack = await asyncio.to_thread(self._process, batch, malformed)
                 self._inflight, self._inflight_oldest_us = 0, None
                 self._malformed_inflight = 0
-                if ack is not None:
-                    self._apply_candles(ack)
+                if ack is None:  # lost: the candles of these trades' minutes are incomplete
+                    for tick in batch:
+                        self._on_shed(tick)
+                else:
+                    self._guarded("candles", self._apply_candles, ack)
         finally:
             self._writer_done.set()
+
+    def _guarded(self, what: str, step: Callable[..., object], *args: object) -> None:
+        """Run a step of a loop; a bug in it is logged and counted, never ends the stream."""
+        try:
+            step(*args)
+        except Exception:
+            self.loop_errors += 1
+            log.exception("Stream service step %r failed (%d failures so far); continuing.",
+                          what, self.loop_errors)
 
     def _process(self, batch: list[Tick], malformed: list[QuarantineRecord]) -> Ack | None:
         """One durable write (worker thread); failures are logged and counted, not raised."""
         try:
             ack = self.pipeline.process(batch, malformed)
-        except (WriterError, WalError, OSError) as exc:
+        except Exception as exc:  # the writer loop must go on: count, log, drop the batch
             self.write_failures += 1
             self.write_failed_ticks += len(batch)
-            log.error("Writing %d ticks failed (%r); they are lost. %d batches failed so far.",
-                      len(batch), exc, self.write_failures)
-            for tick in batch:
-                self._on_shed(tick)
+            expected = isinstance(exc, WriterError | WalError | OSError)
+            log.log(logging.ERROR, "Writing %d ticks failed (%r); they are lost. %d batches "
+                    "failed so far.", len(batch), exc, self.write_failures,
+                    exc_info=not expected)
             return None
         return ack
 
@@ -333,29 +347,40 @@ class StreamService:
         last_flush = 0.0
         while True:
             await asyncio.sleep(self.config.candle_check_s)
-            clock = self.candle_clock_ms()
             emitted: list[LiveCandle] = []
-            for builder in self.builders.values():
-                emitted += builder.close_due(clock)
-            self._emit_candles(emitted)
+            self._guarded("close candles", self._close_due, emitted)
             if time.monotonic() - last_flush >= 1.0 or emitted:
                 last_flush = time.monotonic()
                 await self._flush_candles()
 
+    def _close_due(self, emitted: list[LiveCandle]) -> None:
+        clock = self.candle_clock_ms()
+        for builder in self.builders.values():
+            emitted += builder.close_due(clock)
+        self._emit_candles(emitted)
+
     async def _flush_candles(self) -> None:
         if self.candle_writer is not None:
-            await self.candle_writer.flush()
+            try:
+                await self.candle_writer.flush()
+            except Exception:  # Redis errors are handled inside; anything else is a bug
+                self.loop_errors += 1
+                log.exception("Flushing live candles failed; keeping them for the next flush.")
 
     async def _watchdog_loop(self) -> None:
         while True:
             await asyncio.sleep(_WATCHDOG_S)
             for feed in self.feeds:
-                feed.check_stall()
+                self._guarded(f"watchdog {feed.name}", feed.check_stall)
 
     async def _health_loop(self) -> None:
         while True:
             self._update_rate()
-            await self.publisher.publish(self.health())
+            try:
+                await self.publisher.publish(self.health())
+            except Exception:  # Redis errors are handled inside; anything else is a bug
+                self.loop_errors += 1
+                log.exception("Publishing health failed; trying again next interval.")
             await asyncio.sleep(self.config.health_interval_s)
 
     # ------------------------------------------------------------------ health
@@ -385,7 +410,7 @@ class StreamService:
             "late_trades": sum(b.late_trades for b in self.builders.values()),
             "candles_closed": self.candles_closed, "candles_amended": self.candles_amended,
             "candles_pending": 0 if self.candle_writer is None else self.candle_writer.pending,
-            "quarantine_errors": pipeline["quarantine_errors"],
+            "quarantine_errors": pipeline["quarantine_errors"], "loop_errors": self.loop_errors,
             "writer": pipeline["writer"], "feeds": self._feed_health(),
             "symbols": self._symbol_health(now),
         }
@@ -423,52 +448,3 @@ class StreamService:
             }
         return out
 
-
-async def top_symbols(exchange_id: str, base_url: str | None, count: int) -> list[str]:
-    """The ``count`` USDT spot symbols with the most 24 h quote volume (``helios stream --top``).
-
-    Raises:
-        StreamServiceError: ``count`` is not positive, or the exchange cannot be asked.
-    """
-    if count < 1:
-        raise StreamServiceError(f"--top {count}: give a number of symbols, at least 1.")
-    exchange = make_exchange(exchange_id, base_url)
-    try:
-        return await feeds_top_symbols(exchange, count)
-    except ccxt.BaseError as exc:
-        raise StreamServiceError(
-            f"Cannot rank the symbols of {exchange_id} at {base_url or 'its own URL'}: {exc}. "
-            "Check HELIOS_EXCHANGE_URL, or pass --symbols.") from exc
-    finally:
-        await exchange.close()
-
-
-async def run_with_status(config: StreamConfig, duration_s: float | None, every_s: float,
-                          emit: Callable[[str], object]) -> StreamService:
-    """Run a service until stopped, emitting a status line every ``every_s`` seconds.
-
-    Returns:
-        The stopped service (its :meth:`StreamService.health` holds the final counters).
-
-    Raises:
-        StreamServiceError: The service could not start.
-    """
-    service = StreamService(config)
-
-    async def report() -> None:
-        last = (time.monotonic(), 0)
-        while True:
-            await asyncio.sleep(every_s)
-            health = service.health()
-            now, ticks = time.monotonic(), int(str(health["ticks"]))
-            emit(status_line(health, (ticks - last[1]) / max(now - last[0], 1e-9)))
-            last = (now, ticks)
-
-    reporter = asyncio.create_task(report())
-    try:
-        await service.run(duration_s)
-    finally:
-        reporter.cancel()
-        await asyncio.gather(reporter, return_exceptions=True)
-    emit(status_line(service.health(), None))
-    return service
