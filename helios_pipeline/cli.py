@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,6 +21,9 @@ from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.timeframe import Timeframe, parse_day
 from helios_pipeline.settings import Settings, SettingsError
 from helios_pipeline.storage.paths import market_data_root, metadata_path
+
+if TYPE_CHECKING:
+    from helios_pipeline.defs.backfill import Instance
 
 console = Console()
 DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -85,12 +89,11 @@ def project_root() -> Path:
     return root
 
 
-def dagster_instance() -> object:
+def dagster_instance() -> Instance:
     """The project's persistent Dagster instance (``DAGSTER_HOME``, default the project root)."""
-    import dagster as dg
+    from helios_pipeline.defs.backfill import project_instance
 
-    os.environ.setdefault("DAGSTER_HOME", str(project_root()))
-    return dg.DagsterInstance.get()
+    return project_instance(project_root())
 
 
 def parse_symbols(text: str) -> list[str]:
@@ -175,7 +178,7 @@ def backfill_with_progress(
             progress.advance(task)
 
         outcome = run_backfill(
-            symbols, start, end, instance, settings,  # type: ignore[arg-type]
+            symbols, start, end, instance, settings,
             on_run_done=done, log_level="WARNING",
         )
     for planned, error in outcome.failures:

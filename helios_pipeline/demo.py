@@ -70,7 +70,7 @@ def followups(settings: Settings, symbols: list[str], start: date, end: date) ->
     from helios_pipeline.cli import dagster_instance
     from helios_pipeline.defs.backfill import run_followups
 
-    outcome = run_followups(symbols, start, end, dagster_instance(), settings,  # type: ignore[arg-type]
+    outcome = run_followups(symbols, start, end, dagster_instance(), settings,
                             log_level="WARNING")
     for planned, error in outcome.failures:
         console.print(f"[red]{planned.symbol} {planned.days[0]}:[/] {error}")

@@ -7,10 +7,12 @@ Runs execute in this process against the given instance and show up in the Dagst
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
@@ -29,6 +31,8 @@ from helios_pipeline.settings import Settings
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 BACKFILL_TAG = "helios/backfill"
+# For code outside defs/ (the CLI) that passes an instance along without importing dagster.
+Instance = dg.DagsterInstance
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,12 @@ def _execute(
 
 def _log_config(log_level: str) -> dict[str, object]:
     return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
+def project_instance(root: Path) -> Instance:
+    """The project's persistent instance: ``DAGSTER_HOME``, defaulting to the project ``root``."""
+    os.environ.setdefault("DAGSTER_HOME", str(root))
+    return dg.DagsterInstance.get()
 
 
 def register_symbols(instance: dg.DagsterInstance, symbols: Sequence[str]) -> None:
