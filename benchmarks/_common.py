@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import statistics
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:
@@ -35,3 +42,38 @@ def report(name: str, ours: float, baseline: float, unit: str, baseline_name: st
     direction = "higher is better" if higher_is_better else "lower is better"
     print(f"{name}: ours {ours:,.3f} {unit} | baseline ({baseline_name}) {baseline:,.3f} {unit} "
           f"| ratio {ratio:.2f}x ({direction}){' | goal ' + goal if goal else ''}")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[int]:
+    """A throwaway redis-server on a free port (nothing kept on disk); yields the port."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (apt package redis-server)"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", str(workdir), "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

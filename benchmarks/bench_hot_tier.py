@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import redis
 
-from benchmarks._common import report
+from benchmarks._common import redis_server, report
 from helios_pipeline.storage.durable import DurableTickWriter
 from helios_pipeline.storage.hot import HotStore
 from helios_pipeline.storage.ticks import Tick, encode_tick
@@ -41,39 +38,6 @@ SYMBOLS = [f"C{i:02d}/USDT" for i in range(20)]
 TICKS = 600_000
 BATCH = 1000
 READERS = 100
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (apt package redis-server)"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(workdir), "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        client.close()
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def redis_benchmark_xadd(port: int) -> float:
