@@ -21,8 +21,9 @@ from aiohttp import web
 
 from helios_pipeline.domain.symbols import normalize_symbol, to_storage_id
 from helios_pipeline.exchanges.sim import quotes
+from helios_pipeline.exchanges.sim.admin import add_admin_routes
 from helios_pipeline.exchanges.sim.candles import INTERVAL_MS, CandlePatch
-from helios_pipeline.exchanges.sim.faults import FaultInjector, FaultSpecError, parse_faults
+from helios_pipeline.exchanges.sim.faults import FaultInjector, parse_faults
 from helios_pipeline.exchanges.sim.feed import MarketFeed
 from helios_pipeline.exchanges.sim.limits import WeightLimiter, request_weight, wall_clock_ms
 from helios_pipeline.exchanges.sim.market import ReplayMarket
@@ -354,32 +355,6 @@ async def ticker_24hr(request: web.Request) -> web.StreamResponse:
     return await _ticker_endpoint(build)(request)
 
 
-async def set_faults(request: web.Request) -> web.Response:
-    """``POST /_sim/faults``: replace the fault spec with the request body."""
-    sim = _sim(request)
-    try:
-        sim.set_faults(await request.text())
-    except FaultSpecError as exc:
-        return json_response({"error": str(exc)}, 400)
-    return json_response({"faults": sim.faults.spec.text})
-
-
-async def get_faults(request: web.Request) -> web.Response:
-    """``GET /_sim/faults``: the active spec."""
-    return json_response({"faults": _sim(request).faults.spec.text})
-
-
-async def get_stats(request: web.Request) -> web.Response:
-    """``GET /_sim/stats``."""
-    return json_response(_sim(request).stats())
-
-
-async def reset(request: web.Request) -> web.Response:
-    """``POST /_sim/reset``: clear statistics, fired counters and the weight budget."""
-    _sim(request).reset()
-    return json_response({})
-
-
 def build_app(sim: SimExchange) -> web.Application:
     """The aiohttp application serving ``sim``."""
     app = web.Application(middlewares=[binance_middleware])
@@ -395,9 +370,6 @@ def build_app(sim: SimExchange) -> web.Application:
     app.router.add_get(f"{api}/ticker/24hr", ticker_24hr)
     app.router.add_get(f"{api}/ticker/bookTicker", _ticker_endpoint(quotes.book_ticker_json))
     app.router.add_get(f"{api}/ticker/price", _ticker_endpoint(quotes.price_ticker_json))
-    app.router.add_post("/_sim/faults", set_faults)
-    app.router.add_get("/_sim/faults", get_faults)
-    app.router.add_get("/_sim/stats", get_stats)
-    app.router.add_post("/_sim/reset", reset)
+    add_admin_routes(app, _sim)
     add_ws_routes(app, sim.ws)
     return app

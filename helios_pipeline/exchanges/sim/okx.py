@@ -29,8 +29,9 @@ from aiohttp import web
 
 from helios_pipeline.domain.symbols import SymbolError, normalize_symbol, to_storage_id
 from helios_pipeline.exchanges.sim import okx_quotes
+from helios_pipeline.exchanges.sim.admin import add_admin_routes
 from helios_pipeline.exchanges.sim.candles import CandlePatch, KlineBlock
-from helios_pipeline.exchanges.sim.faults import FaultInjector, FaultSpecError, parse_faults
+from helios_pipeline.exchanges.sim.faults import FaultInjector, parse_faults
 from helios_pipeline.exchanges.sim.feed import MarketFeed
 from helios_pipeline.exchanges.sim.limits import wall_clock_ms
 from helios_pipeline.exchanges.sim.market import ReplayMarket
@@ -333,32 +334,6 @@ def _candles(endpoint: str) -> Handler:
     return handler
 
 
-async def set_faults(request: web.Request) -> web.Response:
-    """``POST /_sim/faults``: replace the fault spec with the request body."""
-    sim = _sim(request)
-    try:
-        sim.set_faults(await request.text())
-    except FaultSpecError as exc:
-        return okx_json({"error": str(exc)}, 400)
-    return okx_json({"faults": sim.faults.spec.text})
-
-
-async def get_faults(request: web.Request) -> web.Response:
-    """``GET /_sim/faults``: the active spec."""
-    return okx_json({"faults": _sim(request).faults.spec.text})
-
-
-async def get_stats(request: web.Request) -> web.Response:
-    """``GET /_sim/stats``."""
-    return okx_json(_sim(request).stats())
-
-
-async def reset(request: web.Request) -> web.Response:
-    """``POST /_sim/reset``: clear statistics, fired counters and rate-limit windows."""
-    _sim(request).reset()
-    return okx_json({})
-
-
 def build_okx_app(sim: OkxSimExchange) -> web.Application:
     """The aiohttp application serving ``sim`` (ccxt's ``urls['api']['rest']`` = its origin)."""
     app = web.Application(middlewares=[okx_middleware])
@@ -372,8 +347,5 @@ def build_okx_app(sim: OkxSimExchange) -> web.Application:
     app.router.add_get(f"{api}/market/trades", trades)
     app.router.add_get(f"{api}/market/candles", _candles("candles"))
     app.router.add_get(f"{api}/market/history-candles", _candles("history-candles"))
-    app.router.add_post("/_sim/faults", set_faults)
-    app.router.add_get("/_sim/faults", get_faults)
-    app.router.add_get("/_sim/stats", get_stats)
-    app.router.add_post("/_sim/reset", reset)
+    add_admin_routes(app, _sim)
     return app
