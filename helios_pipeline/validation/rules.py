@@ -53,6 +53,14 @@ values, an exact selection that every engine reproduces bit for bit. Rule arithm
 (decisions only; stored values stay exact ``Decimal``) and every engine performs the same IEEE
 operations in the same order.
 
+Windows learn from every row whose value is a number, refused rows included (decided, not an
+oversight). Medians make one bad value powerless: a lone spike cannot move the reference, so
+the row after it is judged against the market, not against the spike. And a real move beyond
+``max_jump`` (a crash, a listing, a re-denomination) becomes the reference after
+``(reference_window + 1) // 2`` rows; a validator that learnt only from passing rows would
+refuse every later price of that market for ever. The batch engines judge stored history the
+same way, so a tick and its candle are judged alike.
+
 Score: 0.0 with any hard failure, else ``1.0 - soft_penalty * len(soft)``, floored at 0.
 """
 

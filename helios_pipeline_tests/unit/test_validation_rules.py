@@ -346,6 +346,21 @@ def test_tick_rules() -> None:
                       received_ms=T0 + 120_000).soft == (Rule.PRICE_JUMP_AFTER_GAP,)
 
 
+def test_a_lone_bad_tick_does_not_move_the_reference_but_a_real_move_becomes_it() -> None:
+    v = TickValidator("BTC/USDT")
+    ms = [T0 + i * 1_000 for i in range(20)]
+    for t in ms[:5]:
+        assert v.validate(point(t), received_ms=t).rules == ()
+    assert v.validate(point(ms[5], "300", "299.9", "300.1"), received_ms=ms[5]).hard == (
+        Rule.PRICE_JUMP,)
+    for t in ms[6:11]:  # judged against the market, not the spike
+        assert v.validate(point(t), received_ms=t).rules == ()
+    # The market really moves by 30%: refused until it is the median of the last five prices
+    # (three of them), then accepted, instead of refused for ever.
+    moved = [v.validate(point(t, "130", "129.9", "130.1"), received_ms=t).hard for t in ms[11:16]]
+    assert moved == [(Rule.PRICE_JUMP,)] * 3 + [()] * 2
+
+
 def test_validators_refuse_other_symbols_and_timeframes() -> None:
     candle = OHLCVData("ETH/USDT", datetime(2024, 2, 10, tzinfo=UTC), Timeframe.M1, D(1), D(1),
                        D(1), D(1), D(1), None, None)
