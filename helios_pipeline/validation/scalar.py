@@ -282,14 +282,17 @@ class TickValidator:
     ) -> Verdict:
         """Verdict for the next received tick given as raw values; see :meth:`validate`."""
         raw = (price, volume, bid, ask)
-        p, v, b, a = values = tuple(to_float(x) for x in raw)
+        p, v, b, a = values = _tick_floats(raw)
         broken: dict[str, Detail] = {}
         t = self.thresholds
         self._check_time(ts_ms, received_ms, broken)
-        bad = [n for n, x in zip(_TICK_FIELDS, values, strict=True) if not math.isfinite(x)]
-        if bad:
+        isfinite = math.isfinite
+        if isfinite(p) and isfinite(v) and isfinite(b) and isfinite(a):  # the usual tick
+            span: Span = (max(p, b, a), min(p, b, a))
+        else:
+            bad = [n for n, x in zip(_TICK_FIELDS, values, strict=True) if not isfinite(x)]
             broken[Rule.NOT_A_NUMBER] = _fields(bad, raw, _TICK_FIELDS)
-        span = _span((p, b, a))
+            span = _span((p, b, a))
         if p <= 0 or b <= 0 or a <= 0:
             broken[Rule.NON_POSITIVE_PRICE] = f"price={price}, bid={bid}, ask={ask}"
         if v < 0:
@@ -301,9 +304,10 @@ class TickValidator:
                 contiguous = last is not None and 0 <= ts_ms - last <= t.tick_gap_ms
                 _judge_jump(ref, span, contiguous, t.max_jump, broken)
         _check_absurd(self._avg, span, t, broken)
-        if not is_absent(reference_price) and is_divergent(p, to_float(reference_price), t):
+        if (reference_price is not None and not is_absent(reference_price)
+                and is_divergent(p, to_float(reference_price), t)):
             broken[Rule.CROSS_EXCHANGE_DIVERGENCE] = ("price={} vs {}", (price, reference_price))
-        if math.isfinite(p):
+        if isfinite(p):
             self._ref.push(p)
             self._avg.push(p)
             self._last_price_ms = ts_ms
@@ -333,6 +337,23 @@ def _floats(raw: tuple[object, ...]) -> tuple[float, ...]:
         except ValueError:  # a signalling NaN
             pass
     return tuple(map(to_float, raw))
+
+
+def _tick_floats(raw: tuple[object, ...]) -> tuple[float, float, float, float]:
+    """``to_float`` of a tick's price, volume, bid and ask, fast for Decimals.
+
+    ``float(Decimal)`` goes through the decimal's text, the costliest step of a tick's
+    validation; a trade passes its price as bid and ask too, so it is converted once.
+    """
+    p, v, b, a = raw
+    if type(p) is type(v) is type(b) is type(a) is Decimal:
+        try:
+            fp = float(p)
+            fb = fp if b is p else float(b)
+            return fp, float(v), fb, fp if a is p else float(a)
+        except ValueError:  # a signalling NaN
+            pass
+    return to_float(p), to_float(v), to_float(b), to_float(a)
 
 
 # Highest and lowest of a row's prices that are not NaN; None when every one is NaN.
