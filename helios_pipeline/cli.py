@@ -224,16 +224,17 @@ def _ui(args: argparse.Namespace) -> int:
 
 def _add_stream_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stream = sub.add_parser("stream", help="stream validated live ticks into Redis (ccxt.pro)")
-    which = stream.add_mutually_exclusive_group(required=True)
-    which.add_argument("--symbols", help="e.g. BTC/USDT,ETH/USDT")
+    which = stream.add_mutually_exclusive_group()
+    which.add_argument("--symbols", help="e.g. BTC/USDT,ETH/USDT (default: HELIOS_SYMBOLS)")
     which.add_argument("--top", type=int, metavar="N",
                        help="the N USDT spot symbols with the most 24 h quote volume")
     stream.add_argument("--duration", type=float, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
-    stream.add_argument("--kinds", default="trade,book,ticker",
-                        help="tick kinds: trade, book (best bid/ask), ticker (24 h ticker)")
-    stream.add_argument("--queue-size", type=int, default=50_000,
-                        help="ticks queued before shedding (book/ticker first)")
+    stream.add_argument("--kinds", help="tick kinds: trade, book (best bid/ask), ticker (24 h "
+                                        "ticker); default: HELIOS_STREAM_KINDS, else all three")
+    stream.add_argument("--queue-size", type=int,
+                        help="ticks queued before shedding, book/ticker first (default: "
+                             "HELIOS_STREAM_QUEUE_SIZE, else 50000)")
     stream.add_argument("--status-every", type=float, default=5.0, metavar="S",
                         help="print a status line every S seconds")
     stream.add_argument("--ack-log", type=Path, metavar="FILE",
@@ -251,14 +252,18 @@ def _stream(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    overrides: dict[str, object] = {"ack_log": args.ack_log}
+    if args.kinds is not None:
+        overrides["kinds"] = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if args.queue_size is not None:
+        overrides["queue_size"] = args.queue_size
     try:
-        if args.symbols:
-            symbols = parse_symbols(args.symbols)
-        else:
+        if args.top is not None:
             symbols = asyncio.run(top_symbols(settings.exchange, settings.exchange_url, args.top))
-        config = StreamConfig.from_settings(settings, symbols, kinds=kinds,
-                                            queue_size=args.queue_size, ack_log=args.ack_log)
+        else:
+            symbols = parse_symbols(args.symbols) if args.symbols else list(settings.symbols)
+        config = StreamConfig.from_settings(settings, symbols, **overrides)
+        kinds = config.kinds
         console.print(f"Streaming {len(symbols)} symbols ({','.join(kinds)}) from "
                       f"{settings.exchange_url or settings.exchange} into {settings.redis_url}; "
                       "Ctrl-C stops.")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from helios_pipeline.storage.ticks import KINDS, TickKind
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
 
 StorageFormat = Literal["parquet", "csv"]
@@ -52,6 +53,12 @@ class Settings:
             the last hour plus a grace period so a closed hour can still be flushed to files.
         ticker_start_date: First day of the hourly ``ticker_snapshots`` partitions
             (``HELIOS_TICKER_START_DATE``, YYYY-MM-DD): when realtime capture began.
+        stream_kinds: Tick kinds ``helios stream`` subscribes to (``HELIOS_STREAM_KINDS``, comma
+            separated: ``trade``, ``book``, ``ticker``).
+        stream_queue_size: Ticks the stream service queues before shedding, book and ticker
+            updates first (``HELIOS_STREAM_QUEUE_SIZE``).
+        stream_stall_timeout_s: A websocket that sends nothing for this long is reconnected
+            (``HELIOS_STREAM_STALL_TIMEOUT_S``).
     """
 
     data_dir: Path = Path("local/data")
@@ -71,6 +78,9 @@ class Settings:
     reference_exchange_url: str | None = None
     hot_retention_minutes: int = 90
     ticker_start_date: str = "2026-11-01"
+    stream_kinds: tuple[TickKind, ...] = KINDS
+    stream_queue_size: int = 50_000
+    stream_stall_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,9 +115,10 @@ def _parse(name: str, raw: str) -> object:
         if not symbols:
             raise SettingsError(f"{var} is empty: give symbols like 'BTC/USDT,ETH/USDT'.")
         return symbols
-    if name in ("max_in_flight", "request_timeout_s"):
+    if name in ("max_in_flight", "request_timeout_s", "stream_queue_size",
+                "stream_stall_timeout_s"):
         try:
-            number = int(raw) if name == "max_in_flight" else float(raw)
+            number = int(raw) if name in ("max_in_flight", "stream_queue_size") else float(raw)
         except ValueError:
             raise SettingsError(f"{var}={raw!r}: expected a number.") from None
         if number <= 0:
@@ -121,6 +132,15 @@ def _parse_validation(var: str, raw: str) -> ValidationThresholds:
         return ValidationThresholds.from_spec(raw)
     except ThresholdError as exc:
         raise SettingsError(f"{var}={raw!r}: {exc}") from None
+
+
+def _parse_kinds(var: str, raw: str) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(k.strip() for k in raw.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise SettingsError(f"{var}={raw!r}: expected some of {', '.join(KINDS)}, comma "
+                            "separated.")
+    return kinds
 
 
 def _parse_hour(var: str, raw: str) -> int:
@@ -140,4 +160,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "validation": _parse_validation,
     "freshness_deadline_hour": _parse_hour,
     "hot_retention_minutes": _parse_retention,
+    "stream_kinds": _parse_kinds,
 }

@@ -106,8 +106,8 @@ class StreamConfig:
         """Config from the platform settings (``HELIOS_*``), for ``symbols``.
 
         Args:
-            settings: Exchange, its URL override, Redis, data root, validation thresholds and
-                the hot tier's retention come from here.
+            settings: Exchange, its URL override, Redis, data root, validation thresholds,
+                the hot tier's retention and the ``stream_*`` settings come from here.
             symbols: Symbols to stream.
             **overrides: Any other :class:`StreamConfig` field.
         """
@@ -116,5 +116,7 @@ class StreamConfig:
             symbols=tuple(symbols), exchange=settings.exchange, base_url=settings.exchange_url,
             data_dir=settings.data_dir, redis_url=settings.redis_url,
             thresholds=settings.validation, hot_retention_ms=retention * 60_000,
+            kinds=settings.stream_kinds, queue_size=settings.stream_queue_size,
+            stall_timeout_s=settings.stream_stall_timeout_s,
         )
         return replace(base, **overrides) if overrides else base

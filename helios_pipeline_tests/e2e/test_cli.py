@@ -96,3 +96,37 @@ def test_dagster_definitions_validate_from_the_project_root(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+def test_stream_takes_its_symbols_and_kinds_from_helios_settings(
+    cli_env: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import redis
+
+    from helios_pipeline.storage.hot import stream_key
+
+    monkeypatch.setenv("HELIOS_REDIS_URL", redis_url)
+    monkeypatch.setenv("HELIOS_SYMBOLS", "BTC/USDT,ETH/USDT")
+    monkeypatch.setenv("HELIOS_STREAM_KINDS", "trade")
+    client = redis.Redis.from_url(redis_url)
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        client.delete(stream_key("binance", symbol, "trade"), stream_key("binance", symbol, "book"))
+    assert main(["stream", "--duration", "3", "--status-every", "60"]) == 0
+    assert "Streaming 2 symbols (trade)" in capsys.readouterr().out
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        assert client.xlen(stream_key("binance", symbol, "trade")) > 0
+        assert not client.exists(stream_key("binance", symbol, "book"))
+    client.close()
+
+
+def test_bad_stream_settings_are_explained(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HELIOS_STREAM_KINDS", "trades")
+    assert main(["stream", "--duration", "1"]) == 2
+    assert "HELIOS_STREAM_KINDS='trades': expected some of trade, ticker, book" in (
+        capsys.readouterr().out)
+    monkeypatch.delenv("HELIOS_STREAM_KINDS")
+    assert main(["stream", "--duration", "1", "--queue-size", "0"]) == 2
+    assert "queue_size=0: must be >= 1" in capsys.readouterr().out
