@@ -14,6 +14,7 @@ from helios_pipeline.defs.automation import (
 from helios_pipeline.defs.checks import build_freshness_check
 from helios_pipeline.defs.cross import build_divergence_asset, build_reference_candles
 from helios_pipeline.defs.healing import build_self_healing_sensor
+from helios_pipeline.defs.live_candles import build_live_candles_check
 from helios_pipeline.defs.partitions import symbol_day_partitions
 from helios_pipeline.defs.quality import AlertsResource, build_quality_report_asset
 from helios_pipeline.defs.realtime import (
@@ -105,12 +106,16 @@ def _cross_exchange_defs(
 
 
 def _realtime_defs(settings: Settings) -> dg.Definitions:
-    """Hourly ticker files flushed from the hot tier, and the stream health sensor."""
+    """Hourly ticker files from the hot tier, their live-candle check and stream health."""
     tickers = ticker_partitions(settings.ticker_start_date)
     snapshots = build_ticker_snapshots(tickers)
-    job = dg.define_asset_job(TICKERS_JOB, selection=[snapshots], partitions_def=tickers)
+    live_candles = build_live_candles_check(tickers)
+    job = dg.define_asset_job(
+        TICKERS_JOB, partitions_def=tickers,
+        selection=dg.AssetSelection.assets(snapshots) | dg.AssetSelection.checks(live_candles),
+    )
     return dg.Definitions(
-        assets=[snapshots], jobs=[job],
+        assets=[snapshots], asset_checks=[live_candles], jobs=[job],
         sensors=[build_ticker_snapshots_sensor(tickers, job), build_stream_health_sensor()],
     )
 

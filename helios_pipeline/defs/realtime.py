@@ -3,7 +3,9 @@
 The stream service (``helios stream``) keeps the last hour of validated ticks in Redis. When an
 hour closes, ``ticker_snapshots_sensor`` launches a run for that symbol x hour, and the
 ``ticker_snapshots`` asset writes the hour's ticks to ``ticker_{YYYYMMDD}_{HH}`` (plus the
-rolling ``current/realtime_ticker``), so streamed data lands in warm storage.
+rolling ``current/realtime_ticker``), so streamed data lands in warm storage. The asset
+check on each hour (``defs/live_candles``) reads the hour's live 1m candles through
+:meth:`RealtimeMarketDataResource.hour_candles`.
 """
 
 from collections.abc import Iterator
@@ -19,7 +21,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 from helios_pipeline.defs.partitions import SYMBOL_DIM, SYMBOLS
 from helios_pipeline.defs.resources import StorageResource
 from helios_pipeline.domain.symbols import from_storage_id
-from helios_pipeline.domain.timeframe import datetime_to_ms
+from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
+from helios_pipeline.realtime.candles import LiveCandle
+from helios_pipeline.realtime.hot_candles import load_live_candles
 from helios_pipeline.storage.hot import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
 from helios_pipeline.storage.ticks import Tick, TickKind
@@ -57,6 +61,21 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         ticks = self.recent_ticks(symbol, start - ARRIVAL_SLACK_MS)
         return [t for t in ticks if start <= t.exchange_ts_ms < start + 3_600_000]
 
+    def hour_candles(self, symbol: str, hour: datetime) -> list[LiveCandle]:
+        """Live 1m candles of ``symbol`` opening in the UTC ``hour``, oldest first.
+
+        Each is the newest version the stream service wrote (``amended`` when a late trade
+        changed it). Empty when the stream did not build candles for that hour or Redis has
+        already dropped them (it keeps ``retention_minutes``).
+        """
+        start = datetime_to_ms(hour)
+        hot = self.store()
+        try:
+            candles = load_live_candles(hot.client, self.exchange, symbol)
+        finally:
+            hot.close()
+        return [c for c in candles if start <= c.open_ms < start + Timeframe.H1.ms]
+
     def health(self) -> dict[str, str]:
         """The stream service's last published health (empty when it never ran)."""
         hot = self.store()
@@ -74,7 +93,8 @@ def ticker_partitions(start_date: str) -> dg.MultiPartitionsDefinition:
     return dg.MultiPartitionsDefinition({SYMBOL_DIM: SYMBOLS, HOUR_DIM: hours})
 
 
-def _parse(partitions: dg.MultiPartitionsDefinition, key: str) -> tuple[str, datetime]:
+def parse_ticker_key(partitions: dg.MultiPartitionsDefinition, key: str) -> tuple[str, datetime]:
+    """``(unified symbol, UTC hour start)`` of a ``ticker_snapshots`` partition key."""
     dims = partitions.get_partition_key_from_str(key).keys_by_dimension
     hour = datetime.strptime(dims[HOUR_DIM], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
     return from_storage_id(dims[SYMBOL_DIM]), hour
@@ -93,30 +113,45 @@ def build_ticker_snapshots(partitions: dg.MultiPartitionsDefinition) -> dg.Asset
     def ticker_snapshots(
         context: dg.AssetExecutionContext, realtime: RealtimeMarketDataResource,
         storage: StorageResource,
-    ) -> Iterator[dg.AssetMaterialization]:
+    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult[None]]:
         data_dir = Path(storage.data_dir)
         for key in context.partition_keys:
-            symbol, hour = _parse(partitions, key)
+            symbol, hour = parse_ticker_key(partitions, key)
             ticks = _closed_hour_ticks(realtime, symbol, hour)
             stored = store_ticker_hour(data_dir, symbol, hour, ticks)
             hour_ago = datetime_to_ms(datetime.now(tz=UTC)) - 3_600_000
             store_current_ticker(data_dir, symbol, realtime.recent_ticks(symbol, hour_ago))
-            yield dg.AssetMaterialization(asset_key=TICKERS, partition=key, metadata={
+            metadata: dict[str, dg.RawMetadataValue] = {
                 "rows": stored.rows, "path": dg.MetadataValue.path(str(stored.path)),
                 "content_hash": stored.content_hash,
                 "first_exchange_ts": min(t.exchange_ts_ms for t in ticks),
                 "last_exchange_ts": max(t.exchange_ts_ms for t in ticks),
-            })
+            }
+            if context.has_partition_key:
+                # An output (no I/O manager involved): the hour's asset checks in this run
+                # depend on it, and a bare AssetMaterialization would leave them skipped.
+                yield dg.MaterializeResult(metadata=metadata)
+            else:
+                yield dg.AssetMaterialization(asset_key=TICKERS, partition=key, metadata=metadata)
 
     return ticker_snapshots
+
+
+def require_closed_hour(symbol: str, hour: datetime) -> None:
+    """Refuse an hour that has not closed (plus the arrival slack) yet.
+
+    Raises:
+        dg.Failure: ``hour`` is still running.
+    """
+    if hour + timedelta(hours=1, milliseconds=ARRIVAL_SLACK_MS) > datetime.now(tz=UTC):
+        raise dg.Failure(f"{symbol} hour {hour:%Y-%m-%d %H}:00 UTC has not closed yet; "
+                         "its ticks are flushed and checked once it has.")
 
 
 def _closed_hour_ticks(
     realtime: RealtimeMarketDataResource, symbol: str, hour: datetime
 ) -> list[Tick]:
-    if hour + timedelta(hours=1, milliseconds=ARRIVAL_SLACK_MS) > datetime.now(tz=UTC):
-        raise dg.Failure(f"{symbol} hour {hour:%Y-%m-%d %H}:00 UTC has not closed yet; "
-                         "its ticks are flushed once it has.")
+    require_closed_hour(symbol, hour)
     ticks = realtime.hour_ticks(symbol, hour)
     if not ticks:
         raise dg.Failure(
@@ -124,7 +159,6 @@ def _closed_hour_ticks(
             f"{realtime.retention_minutes} minutes). Was `helios stream` running for it?"
         )
     return ticks
-
 
 
 def closed_hours(now: datetime, retention: timedelta) -> list[datetime]:
