@@ -11,7 +11,6 @@ check on each hour (``defs/live_candles``) reads the hour's live 1m candles thro
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -23,6 +22,7 @@ from helios_pipeline.defs.resources import StorageResource
 from helios_pipeline.domain.symbols import from_storage_id
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.realtime.candles import LiveCandle
+from helios_pipeline.realtime.health import read_health
 from helios_pipeline.realtime.hot_candles import load_live_candles
 from helios_pipeline.storage.hot import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
@@ -77,14 +77,12 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         return [c for c in candles if start <= c.open_ms < start + Timeframe.H1.ms]
 
     def health(self) -> dict[str, str]:
-        """The stream service's last published health (empty when it never ran)."""
+        """The stream service's last published health, shards combined (empty when none)."""
         hot = self.store()
         try:
-            raw = cast(dict[bytes, bytes],
-                       hot.client.hgetall(f"helios:{self.exchange}:stream_health"))
+            return read_health(hot.client, self.exchange)
         finally:
             hot.close()
-        return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def ticker_partitions(start_date: str) -> dg.MultiPartitionsDefinition:
@@ -215,11 +213,23 @@ def build_stream_health_sensor() -> dg.SensorDefinition:
     ) -> dg.SensorResult:
         health = realtime.health()
         if not health:
-            return dg.SensorResult(skip_reason="The stream service has not published health yet.")
-        metadata = {name: health[name] for name in HEALTH_FIELDS if name in health}
+            return dg.SensorResult(skip_reason="No stream health in Redis: `helios stream` is not "
+                                               "running (its health expires 30 s after it stops).")
+        metadata: dict[str, dg.RawMetadataValue] = {
+            name: _number(health[name]) for name in HEALTH_FIELDS if health.get(name)}
+        metadata["status"] = health.get("status", "?")
         if int(float(health.get("shed", "0"))) > 0:
             context.log.warning(f"The stream service shed ticks: {health.get('shed')}")
         return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=TICKERS,
                                                                  metadata=metadata)])
 
     return stream_health_sensor
+
+
+def _number(text: str) -> int | float | str:
+    """A health field as a number, so the UI can plot it (text when it is not one)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() else value

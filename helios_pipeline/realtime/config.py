@@ -47,8 +47,11 @@ class StreamConfig:
         candles: Whether live 1m candles are built and written to Redis.
         ack_log: When set, every acknowledged tick's ``symbol kind seq`` is appended to this
             file (fsynced per batch): an audit trail for durability checks.
-        writer_name: Names the WAL folder and the writer's Redis marker key.
+        writer_name: Names the WAL folder and the writer's Redis marker key (default
+            ``stream-{exchange}``, or ``stream-{exchange}-{i}of{n}`` for shard i of n).
         market_types: ccxt market types to load (spot only).
+        shard: ``(i, n)``: this service is shard i (from 1) of n processes streaming one
+            exchange (``realtime.shards``); ``(1, 1)`` when it runs alone.
     """
 
     symbols: tuple[str, ...]
@@ -74,6 +77,7 @@ class StreamConfig:
     ack_log: Path | None = None
     writer_name: str = ""
     market_types: tuple[str, ...] = ("spot",)
+    shard: tuple[int, int] = (1, 1)
 
     def __post_init__(self) -> None:
         """Normalise symbols and check the numbers, naming what is wrong."""
@@ -92,8 +96,17 @@ class StreamConfig:
                              f"{self.backoff_cap_s} s.")
         if self.stall_timeout_s is not None and self.stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s={self.stall_timeout_s}: give seconds > 0 or None.")
+        index, count = self.shard
+        if not 1 <= index <= count:
+            raise ValueError(f"StreamConfig.shard={self.shard}: give (i, n) with 1 <= i <= n.")
         if not self.writer_name:
-            object.__setattr__(self, "writer_name", f"stream-{self.exchange}")
+            object.__setattr__(self, "writer_name", f"stream-{self.exchange}{self.shard_suffix}")
+
+    @property
+    def shard_suffix(self) -> str:
+        """``""`` alone, ``-2of4`` for shard 2 of 4: names its log and its health hash."""
+        index, count = self.shard
+        return "" if count == 1 else f"-{index}of{count}"
 
     @property
     def wal_folder(self) -> Path:
@@ -119,4 +132,6 @@ class StreamConfig:
             kinds=settings.stream_kinds, queue_size=settings.stream_queue_size,
             stall_timeout_s=settings.stream_stall_timeout_s,
         )
-        return replace(base, **overrides) if overrides else base
+        # writer_name is derived from the exchange and the shard unless given.
+        name = str(overrides.pop("writer_name", ""))
+        return replace(base, writer_name=name, **overrides)

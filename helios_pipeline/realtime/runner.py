@@ -13,6 +13,7 @@ from helios_pipeline.realtime.feeds import make_exchange
 from helios_pipeline.realtime.feeds import top_symbols as feeds_top_symbols
 from helios_pipeline.realtime.health import status_line
 from helios_pipeline.realtime.service import StreamService, StreamServiceError
+from helios_pipeline.realtime.shards import parent_alive
 
 
 async def top_symbols(exchange_id: str, base_url: str | None, count: int) -> list[str]:
@@ -35,8 +36,17 @@ async def top_symbols(exchange_id: str, base_url: str | None, count: int) -> lis
 
 
 async def run_with_status(config: StreamConfig, duration_s: float | None, every_s: float,
-                          emit: Callable[[str], object]) -> StreamService:
+                          emit: Callable[[str], object], parent_pid: int | None = None
+                          ) -> StreamService:
     """Run a service until stopped, emitting a status line every ``every_s`` seconds.
+
+    Args:
+        config: What to stream.
+        duration_s: Stop after this long (``None``: until SIGINT/SIGTERM).
+        every_s: Seconds between status lines.
+        emit: Where status lines go (prefixed with the shard, ``[2of4]``, when sharded).
+        parent_pid: Stop when this process is no longer the parent (a shard whose
+            ``helios stream --shards`` died).
 
     Returns:
         The stopped service (its :meth:`StreamService.health` holds the final counters).
@@ -45,6 +55,7 @@ async def run_with_status(config: StreamConfig, duration_s: float | None, every_
         StreamServiceError: The service could not start.
     """
     service = StreamService(config)
+    prefix = f"[{config.shard_suffix.lstrip('-')}] " if config.shard_suffix else ""
 
     async def report() -> None:
         last = (time.monotonic(), 0)
@@ -52,14 +63,22 @@ async def run_with_status(config: StreamConfig, duration_s: float | None, every_
             await asyncio.sleep(every_s)
             health = service.health()
             now, ticks = time.monotonic(), int(str(health["ticks"]))
-            emit(status_line(health, (ticks - last[1]) / max(now - last[0], 1e-9)))
+            emit(prefix + status_line(health, (ticks - last[1]) / max(now - last[0], 1e-9)))
             last = (now, ticks)
 
-    reporter = asyncio.create_task(report())
+    async def watch_parent(pid: int) -> None:
+        while parent_alive(pid):  # noqa: ASYNC110 - nothing signals a parent's death
+            await asyncio.sleep(0.5)
+        service.request_stop()
+
+    helpers = [asyncio.create_task(report())]
+    if parent_pid is not None:
+        helpers.append(asyncio.create_task(watch_parent(parent_pid)))
     try:
         await service.run(duration_s)
     finally:
-        reporter.cancel()
-        await asyncio.gather(reporter, return_exceptions=True)
-    emit(status_line(service.health(), None))
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+    emit(prefix + status_line(service.health(), None))
     return service

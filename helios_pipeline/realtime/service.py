@@ -12,7 +12,7 @@ Data path (one asyncio event loop, one worker thread for blocking writes)::
 
 Background loops: the watchdog (every 0.5 s: feeds silent for ``stall_timeout_s`` are forced to
 reconnect), candles (every ``candle_check_s``: minutes whose end the clock passed close), health
-(every ``health_interval_s``: :meth:`StreamService.health` to ``helios:{exchange}:stream_health``).
+(every ``health_interval_s``: :meth:`StreamService.health` to ``realtime.health.health_key``).
 
 The candle clock is the wall clock held back to the receive time of the oldest trade not yet
 written, so a minute closes only once every trade received before its end was applied.
@@ -38,7 +38,7 @@ import ccxt
 from helios_pipeline.realtime.candles import LiveCandle, LiveCandleBuilder
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.feeds import Feed, make_exchange
-from helios_pipeline.realtime.health import HealthPublisher, StreamStats
+from helios_pipeline.realtime.health import HealthPublisher, StreamStats, health_key
 from helios_pipeline.realtime.hot_candles import HotCandleWriter
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
@@ -77,7 +77,9 @@ class StreamService:
         self.feeds: list[Feed] = []
         self.builders: dict[str, LiveCandleBuilder] = {}
         self.candle_writer: HotCandleWriter | None = None
-        self.publisher = HealthPublisher(config.redis_url, config.exchange)
+        self.publisher = HealthPublisher(
+            config.redis_url, health_key(config.exchange, config.shard_suffix),
+            ttl_s=max(30.0, 10 * config.health_interval_s))
         self.status = "created"
         self.started_at_ms: int | None = None
         self.replayed = 0

@@ -67,3 +67,35 @@ def test_sensor_flushes_the_closed_hour_to_its_file(redis_url: str, settings: Se
     assert table.column("ask").to_pylist()[0] == Decimal("100.01000001")
     current = settings.data_dir / "market_data" / "BTCUSDT" / "current" / "realtime_ticker.parquet"
     assert current.exists()
+
+
+def test_health_sensor_combines_shards_as_numbers_and_skips_when_none_runs(
+        redis_url: str, settings: Settings) -> None:
+    import redis
+
+    from helios_pipeline.realtime.health import health_key
+
+    defs = build_defs(replace(settings, redis_url=redis_url))
+    sensor = defs.resolve_sensor_def("stream_health_sensor")
+    client = redis.Redis.from_url(redis_url)
+
+    def evaluate() -> dg.SensorResult:
+        with dg.instance_for_test() as instance, dg.build_sensor_context(
+                instance=instance, resources=defs.resources) as context:
+            result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    skip = evaluate().skip_reason
+    assert skip is not None
+    assert "not running" in (skip.skip_message or "")
+    for shard, (lag, shed) in {"-1of2": ("120", "0"), "-2of2": ("40", "3")}.items():
+        client.hset(health_key("binance", shard), mapping={
+            "status": "running", "lag_ms": lag, "messages": "10", "valid": "9", "shed": shed,
+            "quarantined": "1", "reconnects": "0"})
+    (event,) = evaluate().asset_events or []
+    assert isinstance(event, dg.AssetObservation)
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    assert metadata == {"lag_ms": 120, "messages": 20, "valid": 18, "quarantined": 2, "shed": 3,
+                        "reconnects": 0, "status": "running"}
+    client.close()
