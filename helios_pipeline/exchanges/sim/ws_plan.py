@@ -8,16 +8,20 @@ trade tape (``trades``), so a candle built from the stream reconciles with ``/ap
   as ``/api/v3/aggTrades`` does. Open, high, low, close, volume, trade count and taker-buy
   volume of every minute equal the REST kline.
 * **Fixed rate** (``rate`` trades per second): the same price path re-cut into
-  ``round(rate * 60)`` trades spaced evenly over the minute. Above the market's own count every
-  fill is split into equal-priced pieces; below it consecutive fills are merged, keeping the
-  fills that set the open, high, low and close (so at least four trades are sent when the tape
-  has four). Open, high, low, close and volume still equal the REST kline exactly; the trade
-  count is the configured one, and ids are ``minute_index * RESAMPLED_ID_STRIDE + position``
-  (increasing, but not the REST ids). Each resampled trade is its own aggregate.
+  ``round(rate * 60)`` trades spaced evenly over the minute, each symbol at its own phase
+  within a spacing (from a hash of its id: symbols trade independently on a real exchange, and
+  in lockstep every symbol's trade would leave in the same millisecond). Above the market's
+  own count every fill is split into equal-priced pieces; below it consecutive fills are
+  merged, keeping the fills that set the open, high, low and close (so at least four trades
+  are sent when the tape has four). Open, high, low, close and volume still equal the REST
+  kline exactly; the trade count is the configured one, and ids are
+  ``minute_index * RESAMPLED_ID_STRIDE + position`` (increasing, but not the REST ids). Each
+  resampled trade is its own aggregate.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,7 +192,7 @@ def _split(price: I64, qty: I64, maker: Bools, target: int) -> tuple[I64, I64, B
     return price[parent], share[parent] + (offset < extra[parent]), maker[parent]
 
 
-def _resampled(natural: LiveMinute, rate: float) -> LiveMinute:
+def _resampled(natural: LiveMinute, rate: float, symbol: str) -> LiveMinute:
     t = natural.trades
     n, target = len(t), max(1, round(min(rate, MAX_TRADES_PER_SECOND) * 60))
     if n == 0:
@@ -197,7 +201,8 @@ def _resampled(natural: LiveMinute, rate: float) -> LiveMinute:
     m = len(cut[0])
     j = np.arange(m, dtype=np.int64)
     start = natural.minute_ms
-    times = start + (2 * j + 1) * MINUTE_MS // (2 * m)
+    phase = zlib.crc32(symbol.encode()) % 1000  # thousandths of a spacing
+    times = start + (j * 1000 + phase) * MINUTE_MS // (m * 1000)
     ids = start // MINUTE_MS * RESAMPLED_ID_STRIDE + j
     trades = Trades(ids, times, cut[0], cut[1].astype(np.int64), cut[2], ids, ids)
     return LiveMinute(natural.kline, trades, trades, j + 1)
@@ -221,4 +226,4 @@ def live_minute(feed: MarketFeed, symbol: str, minute_ms: int,
     if index >= len(block) or int(block.open_ms[index]) != minute_ms:
         return None
     natural = _natural(block.kline(index), feed.tape(symbol, block, index))
-    return natural if rate is None else _resampled(natural, rate)
+    return natural if rate is None else _resampled(natural, rate, symbol)
