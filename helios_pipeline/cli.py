@@ -239,7 +239,7 @@ def _add_stream_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                         help="print a status line every S seconds")
     stream.add_argument("--shards", type=int, metavar="N",
                         help="split the symbols over N processes (default: HELIOS_STREAM_SHARDS, "
-                             "else 1); one validates and writes about 100k ticks/s")
+                             "else 1); one validates and writes about 90k ticks/s")
     stream.add_argument("--shard", help=argparse.SUPPRESS)  # I/N: set by --shards for a child
     stream.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     stream.add_argument("--ack-log", type=Path, metavar="FILE",

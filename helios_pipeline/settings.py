@@ -60,7 +60,7 @@ class Settings:
         stream_stall_timeout_s: A websocket that sends nothing for this long is reconnected
             (``HELIOS_STREAM_STALL_TIMEOUT_S``).
         stream_shards: Processes ``helios stream`` splits the symbols over
-            (``HELIOS_STREAM_SHARDS``); one validates and writes about 100k ticks/s.
+            (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
     """
 
     data_dir: Path = Path("local/data")

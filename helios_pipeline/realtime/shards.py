@@ -1,6 +1,6 @@
 """``helios stream --shards N``: one exchange's symbols streamed by N processes.
 
-One Python process validates and durably writes about 100k ticks/s, and parses far fewer
+One Python process validates and durably writes about 90k ticks/s, and parses far fewer
 websocket frames than that (ccxt is pure Python): past that, the GIL is the limit. A shard is a
 whole stream service (:class:`~helios_pipeline.realtime.service.StreamService`: its own
 websocket connections, write-ahead log, writer and health hash) for the symbols

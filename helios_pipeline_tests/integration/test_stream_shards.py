@@ -121,3 +121,28 @@ def test_changing_the_shard_count_replays_the_old_logs(
     assert [a for a in acks if identities[a] != 1] == []  # every tick acked by the shards
     assert max(identities.values()) == 1
     assert max(trades.values()) == 1
+
+
+def test_shards_stop_when_their_parent_is_killed(
+        exchange: SimExchangeServer, tmp_path: Path, redis_url: str) -> None:
+    data, ack_log = tmp_path / "data", tmp_path / "acks.log"
+    parent = stream(exchange, data, redis_url, ack_log, "--shards", "2")
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 60
+    while read_health(client, "binance").get("shards") != "2":
+        assert parent.poll() is None, (tmp_path / "acks.out").read_text()
+        assert time.monotonic() < deadline, "the two shards did not publish health"
+        time.sleep(0.2)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 30
+    health = read_health(client, "binance")
+    while health.get("status") != "stopped":  # each shard noticed and stopped gracefully
+        assert time.monotonic() < deadline, f"shards still running: {health.get('status')}"
+        time.sleep(0.2)
+        health = read_health(client, "binance")
+    acks = complete_lines(ack_log)
+    identities, _ = in_redis(redis_url)
+    assert acks
+    assert [a for a in acks if identities[a] != 1] == []  # they flushed before stopping
+    client.close()
