@@ -258,14 +258,10 @@ def _stream(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    overrides: dict[str, object] = {"ack_log": args.ack_log}
-    if args.kinds is not None:
-        overrides["kinds"] = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    if args.queue_size is not None:
-        overrides["queue_size"] = args.queue_size
-    if args.shard is not None:
-        overrides["shard"] = _shard(args.shard)
+    overrides = _stream_overrides(args)
     shards = settings.stream_shards if args.shards is None else args.shards
+    if shards < 1:
+        raise CliError(f"--shards {shards}: give a number of processes, at least 1.")
     try:
         if args.top is not None:
             symbols = asyncio.run(top_symbols(settings.exchange, settings.exchange_url, args.top))
@@ -289,6 +285,18 @@ def _stream(args: argparse.Namespace) -> int:
     except (StreamServiceError, ShardError) as exc:
         raise CliError(str(exc)) from None
     return 0
+
+
+def _stream_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """``StreamConfig`` fields the command line sets (the rest come from ``HELIOS_*``)."""
+    overrides: dict[str, object] = {"ack_log": args.ack_log}
+    if args.kinds is not None:
+        overrides["kinds"] = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if args.queue_size is not None:
+        overrides["queue_size"] = args.queue_size
+    if args.shard is not None:
+        overrides["shard"] = _shard(args.shard)
+    return overrides
 
 
 def _shard(text: str) -> tuple[int, int]:

@@ -130,3 +130,5 @@ def test_bad_stream_settings_are_explained(
     monkeypatch.delenv("HELIOS_STREAM_KINDS")
     assert main(["stream", "--duration", "1", "--queue-size", "0"]) == 2
     assert "queue_size=0: must be >= 1" in capsys.readouterr().out
+    assert main(["stream", "--duration", "1", "--shards", "0"]) == 2
+    assert "--shards 0: give a number of processes, at least 1" in capsys.readouterr().out
