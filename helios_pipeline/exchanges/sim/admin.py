@@ -6,33 +6,61 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from helios_pipeline.exchanges.sim.faults import FaultInjector, FaultSpecError
+from helios_pipeline.exchanges.sim.faults import FaultInjector, FaultSpecError, parse_faults
 from helios_pipeline.exchanges.sim.wire import dumps
 
 
-class AdminTarget(Protocol):
-    """What a simulated venue offers its admin endpoints."""
+class VenueBookkeeping:
+    """The fault injector and request statistics every simulated venue keeps.
 
-    @property
-    def faults(self) -> FaultInjector:
-        """The active fault injector."""
+    A venue subclasses it, extends :meth:`reset` and :meth:`stats` with its own rate limits,
+    and the ``/_sim/*`` endpoints work on it.
+
+    Raises:
+        FaultSpecError: ``faults`` is not a valid spec.
+    """
+
+    def __init__(self, faults: str) -> None:
+        self.faults = FaultInjector(parse_faults(faults))
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
 
     def set_faults(self, spec: str) -> None:
-        """Replace the fault spec (raises ``FaultSpecError``)."""
+        """Replace the active fault spec (empty clears it).
 
-    def stats(self) -> dict[str, Any]:
-        """Request and fault statistics."""
+        Raises:
+            FaultSpecError: ``spec`` is not valid; the active spec is kept.
+        """
+        injector = FaultInjector(parse_faults(spec))
+        injector.fired = self.faults.fired  # counters survive spec changes
+        self.faults = injector
 
     def reset(self) -> None:
-        """Clear statistics, fired counters and rate limits."""
+        """Clear request statistics and fired-fault counters."""
+        self.requests.clear()
+        self.statuses.clear()
+        self.faults.fired.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts per path and status, faults fired, the active spec."""
+        return {
+            "requests": dict(self.requests),
+            "total_requests": sum(self.requests.values()),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "faults_fired": dict(self.faults.fired),
+            "faults": self.faults.spec.text,
+        }
 
 
-def add_admin_routes(app: web.Application, target: Callable[[web.Request], AdminTarget]) -> None:
+def add_admin_routes(
+    app: web.Application, target: Callable[[web.Request], VenueBookkeeping]
+) -> None:
     """Register the ``/_sim/*`` endpoints; ``target`` finds the venue behind a request."""
 
     def respond(payload: object, status: int = 200) -> web.Response:

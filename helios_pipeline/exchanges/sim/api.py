@@ -11,7 +11,6 @@ The market streams (``/ws``, ``/stream``) share the app; see ``ws``.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
@@ -21,9 +20,8 @@ from aiohttp import web
 
 from helios_pipeline.domain.symbols import normalize_symbol, to_storage_id
 from helios_pipeline.exchanges.sim import quotes
-from helios_pipeline.exchanges.sim.admin import add_admin_routes
+from helios_pipeline.exchanges.sim.admin import VenueBookkeeping, add_admin_routes
 from helios_pipeline.exchanges.sim.candles import INTERVAL_MS, CandlePatch
-from helios_pipeline.exchanges.sim.faults import FaultInjector, parse_faults
 from helios_pipeline.exchanges.sim.feed import MarketFeed
 from helios_pipeline.exchanges.sim.limits import WeightLimiter, request_weight, wall_clock_ms
 from helios_pipeline.exchanges.sim.market import ReplayMarket
@@ -51,7 +49,7 @@ WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 _HOUR_MS = 3_600_000
 
 
-class SimExchange:
+class SimExchange(VenueBookkeeping):
     """State of one simulated exchange: market data, symbols, weight budget, faults, stats."""
 
     def __init__(self, *, data_dir: Path | str | None = None, faults: str = "",
@@ -82,42 +80,20 @@ class SimExchange:
         self.symbols: dict[str, SymbolSpec] = {n: symbol_spec(n) for n in dict.fromkeys(names)}
         self.now_ms = now_ms or wall_clock_ms
         self.wall_clock = wall_clock
+        super().__init__(faults)
         self.limiter = WeightLimiter(weight_limit, wall_clock, ban_after=ban_after)
-        self.faults = FaultInjector(parse_faults(faults))
-        self.requests: Counter[str] = Counter()
-        self.statuses: Counter[int] = Counter()
         self.ws = WsHub(self, ws_config)
-
-    def set_faults(self, spec: str) -> None:
-        """Replace the active fault spec (empty clears it).
-
-        Raises:
-            FaultSpecError: ``spec`` is not valid; the active spec is kept.
-        """
-        injector = FaultInjector(parse_faults(spec))
-        injector.fired = self.faults.fired  # counters survive spec changes
-        self.faults = injector
 
     def reset(self) -> None:
         """Clear request statistics, fired-fault counters and the weight budget."""
-        self.requests.clear()
-        self.statuses.clear()
-        self.faults.fired.clear()
+        super().reset()
         self.limiter.reset()
         self.ws.reset_stats()
 
     def stats(self) -> dict[str, Any]:
         """Request counts per path and status, faults fired, weight used, active spec."""
-        return {
-            "requests": dict(self.requests),
-            "total_requests": sum(self.requests.values()),
-            "statuses": {str(k): v for k, v in self.statuses.items()},
-            "faults_fired": dict(self.faults.fired),
-            "faults": self.faults.spec.text,
-            "weight_used_1m": self.limiter.used(),
-            "weight_limit_1m": self.limiter.limit,
-            "ws": self.ws.snapshot(),
-        }
+        return {**super().stats(), "weight_used_1m": self.limiter.used(),
+                "weight_limit_1m": self.limiter.limit, "ws": self.ws.snapshot()}
 
     def patch_lookup(self) -> Callable[[str, int, int], tuple[CandlePatch, ...]]:
         """Data-fault lookup for one request; counts each kind once when it changes klines."""

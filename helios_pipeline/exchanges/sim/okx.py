@@ -20,7 +20,6 @@ touch.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,8 @@ from aiohttp import web
 
 from helios_pipeline.domain.symbols import SymbolError, normalize_symbol, to_storage_id
 from helios_pipeline.exchanges.sim import okx_quotes
-from helios_pipeline.exchanges.sim.admin import add_admin_routes
+from helios_pipeline.exchanges.sim.admin import VenueBookkeeping, add_admin_routes
 from helios_pipeline.exchanges.sim.candles import CandlePatch, KlineBlock
-from helios_pipeline.exchanges.sim.faults import FaultInjector, parse_faults
 from helios_pipeline.exchanges.sim.feed import MarketFeed
 from helios_pipeline.exchanges.sim.limits import wall_clock_ms
 from helios_pipeline.exchanges.sim.market import ReplayMarket
@@ -67,7 +65,7 @@ CANDLE_LIMITS = {"candles": 300, "history-candles": 100}
 _LIST_START_MS = 1_546_300_800_000  # 2019-01-01: listing times are spread over two years
 
 
-class OkxSimExchange:
+class OkxSimExchange(VenueBookkeeping):
     """State of one simulated OKX exchange: venue, instruments, rate limits, faults, stats."""
 
     def __init__(self, *, data_dir: Path | str | None = None, faults: str = "",
@@ -95,38 +93,17 @@ class OkxSimExchange:
         listed = (okx_instrument(name) for name in dict.fromkeys(names))
         self.instruments: dict[str, OkxInstrument] = {i.inst_id: i for i in listed}
         self.now_ms = now_ms or wall_clock_ms
+        super().__init__(faults)
         self.limiter = RequestRateLimiter(wall_clock, enabled=rate_limits)
-        self.faults = FaultInjector(parse_faults(faults))
-        self.requests: Counter[str] = Counter()
-        self.statuses: Counter[int] = Counter()
-
-    def set_faults(self, spec: str) -> None:
-        """Replace the active fault spec (empty clears it).
-
-        Raises:
-            FaultSpecError: ``spec`` is not valid; the active spec is kept.
-        """
-        injector = FaultInjector(parse_faults(spec))
-        injector.fired = self.faults.fired  # counters survive spec changes
-        self.faults = injector
 
     def reset(self) -> None:
         """Clear request statistics, fired-fault counters and the rate-limit windows."""
-        self.requests.clear()
-        self.statuses.clear()
-        self.faults.fired.clear()
+        super().reset()
         self.limiter.reset()
 
     def stats(self) -> dict[str, Any]:
         """Request counts per path and status, faults fired, rate-limited requests, spec."""
-        return {
-            "requests": dict(self.requests),
-            "total_requests": sum(self.requests.values()),
-            "statuses": {str(k): v for k, v in self.statuses.items()},
-            "faults_fired": dict(self.faults.fired),
-            "faults": self.faults.spec.text,
-            "rate_limited": self.limiter.rejected,
-        }
+        return {**super().stats(), "rate_limited": self.limiter.rejected}
 
     def patches(self, symbol: str, start_ms: int, end_ms: int) -> tuple[CandlePatch, ...]:
         """Data faults of ``symbol`` touching 1m candles that open in ``[start_ms, end_ms)``."""
