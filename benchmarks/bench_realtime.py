@@ -221,6 +221,15 @@ def count_in_redis(client: redis.Redis) -> int:
                for s in THROUGHPUT_SYMBOLS)
 
 
+def write_through(pipeline: TickPipeline, ticks: list[Tick]) -> None:
+    """The service's write path: queue every tick, then durable batches of ``BATCH``."""
+    queue = TickQueue(len(ticks))
+    for tick in ticks:
+        queue.offer(tick)
+    while len(queue):
+        pipeline.process(queue.take(BATCH))
+
+
 def service_path(ticks: list[Tick], redis_port: int, data: Path, validate: bool) -> float:
     client = redis.Redis(port=redis_port)
     client.flushall()
@@ -232,12 +241,8 @@ def service_path(ticks: list[Tick], redis_port: int, data: Path, validate: bool)
     assert pipeline.writer is not None
     if not validate:
         pipeline.writer._validate = None  # the writer alone, for the breakdown
-    queue = TickQueue(len(ticks))
     started = time.perf_counter()
-    for tick in ticks:
-        queue.offer(tick)
-    while len(queue):
-        pipeline.process(queue.take(BATCH))
+    write_through(pipeline, ticks)
     while count_in_redis(client) < len(ticks):
         time.sleep(0.001)
     elapsed = time.perf_counter() - started
@@ -258,13 +263,9 @@ def shard_worker(index: int, shards: int, redis_port: int, data: Path, ready: An
                           batch_max=BATCH)
     pipeline = TickPipeline(config, "bench")
     pipeline.open()
-    queue = TickQueue(len(ticks))
     ready.put(index)
     go.wait()
-    for tick in ticks:
-        queue.offer(tick)
-    while len(queue):
-        pipeline.process(queue.take(BATCH))
+    write_through(pipeline, ticks)
     pipeline.close(60)
     done.put(pipeline.valid)
 
