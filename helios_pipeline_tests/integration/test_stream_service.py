@@ -387,9 +387,15 @@ def test_tiny_queue_sheds_and_counts_every_tick(ws_sim: SimExchangeServer, tmp_p
 
     async def body(service: StreamService) -> None:
         await until(lambda: service.stats.ticks > 100, 15, "first ticks")
-        ws_sim.set_faults("ws_burst:ticks=400")  # each symbol's next 400 trades arrive at once
-        await until(lambda: service.queue.shed_trades > 0 and service.queue.shed_quotes > 0,
-                    20, "trades and quotes shed")
+        # Each symbol holds back its next 25 trades (5 s at 5 trades/s) and then sends them at
+        # once: a flood for a queue of 4 + 4. Re-armed until trades and quotes were both shed.
+        deadline = time.monotonic() + 60
+        while not (service.queue.shed_trades > 0 and service.queue.shed_quotes > 0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"Not within 60 s: trades and quotes shed ({service.queue.shed_trades}"
+                            f" trades, {service.queue.shed_quotes} quotes)")
+            ws_sim.set_faults("ws_burst:ticks=25")
+            await asyncio.sleep(6)
 
     service = StreamService(cfg)
 
