@@ -18,7 +18,8 @@ The candle clock is the wall clock held back to the receive time of the oldest t
 written, so a minute closes only once every trade received before its end was applied.
 
 Stopping (:meth:`StreamService.stop`, or SIGINT/SIGTERM under :meth:`StreamService.run`): the
-feeds close, the queue is drained into the writer, pending candles are written, the writer
+feeds close (a connection whose close does not finish within the stop timeout is abandoned, with
+a warning), the queue is drained into the writer, pending candles are written, the writer
 flushes to Redis (what Redis cannot take stays in the WAL for the next start) and the WAL is
 closed; the last health is published with ``status=stopped``.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import time
@@ -201,16 +203,17 @@ class StreamService:
     async def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop gracefully (see the module docstring).
 
+        Args:
+            timeout_s: How long each step may take: closing the feeds, draining the queue,
+                flushing the writer to Redis.
+
         Returns:
             Whether Redis held every acknowledged tick when the writer closed.
         """
         if self.status in ("stopping", "stopped"):
             return True
         self.status = "stopping"
-        await asyncio.gather(*(f.stop() for f in self.feeds))
-        for task in self._feed_tasks:
-            task.cancel()
-        await asyncio.gather(*self._feed_tasks, return_exceptions=True)
+        await self._close_feeds(timeout_s)
         self._stop_requested.set()
         if self._tasks:  # let the writer drain the queue
             with contextlib.suppress(TimeoutError):
@@ -229,6 +232,35 @@ class StreamService:
         log.info("Stream service stopped; Redis %s.", "caught up" if caught_up else
                  "lags: the rest stays in the WAL and is replayed on the next start")
         return caught_up
+
+    async def _close_feeds(self, timeout_s: float) -> None:
+        """Close the feeds' connections and end their tasks, giving up after ``timeout_s``.
+
+        Closing a websocket waits for the exchange's close handshake; a connection that never
+        completes it must not keep the service from writing what it acknowledged, so after
+        ``timeout_s`` the rest is abandoned (the exchange sees the socket drop) with a warning
+        that shows where each unfinished task waits.
+        """
+        async def close() -> None:
+            await asyncio.gather(*(f.stop() for f in self.feeds))
+            for task in self._feed_tasks:
+                task.cancel()
+            await asyncio.gather(*self._feed_tasks, return_exceptions=True)
+
+        closing = asyncio.ensure_future(close())
+        done, _ = await asyncio.wait({closing}, timeout=timeout_s)
+        if done:
+            closing.result()
+            return
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task() and not task.done():
+                task.print_stack(limit=8, file=stacks)
+        closing.cancel()
+        for task in self._feed_tasks:
+            task.cancel()
+        log.warning("Stopping: the feeds' connections did not close within %.0f s; going on "
+                    "without them. Unfinished tasks:\n%s", timeout_s, stacks.getvalue())
 
     # ------------------------------------------------------------------ feed sink
 

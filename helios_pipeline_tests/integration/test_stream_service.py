@@ -9,6 +9,7 @@ logged by the service (``ack_log``) and looked up in Redis afterwards.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -80,9 +81,22 @@ def with_service(cfg: StreamConfig, body: Callable[[StreamService], Awaitable[T]
         try:
             return await body(service)
         finally:
-            await service.stop()
+            await stop_or_explain(service)
 
     return asyncio.run(main())
+
+
+async def stop_or_explain(service: StreamService, limit_s: float = 60.0) -> None:
+    """``service.stop()``, failing with every task's stack if it takes over ``limit_s``."""
+    stopping = asyncio.ensure_future(service.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=limit_s)
+    if stopping in done:
+        stopping.result()
+        return
+    stacks = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(file=stacks)
+    pytest.fail(f"StreamService.stop() did not finish within {limit_s} s:\n{stacks.getvalue()}")
 
 
 def acked(path: Path) -> list[Identity]:
@@ -341,6 +355,36 @@ def test_redis_outage_mid_stream_loses_nothing_acknowledged(
     assert during > 50  # acknowledging went on into the WAL while Redis was down
     total = assert_every_ack_stored_once(redis_url, tmp_path / "acks.log", FEW)
     assert total >= before + during
+
+
+def test_a_connection_that_never_closes_does_not_hold_up_the_stop(
+        ws_sim: SimExchangeServer, tmp_path: Path, redis_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An exchange that never completes the close handshake: the writer still flushes."""
+    cfg = config(ws_sim, tmp_path, redis_url, FEW[:2])
+
+    async def never_closes() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> str:
+        service = StreamService(cfg)
+        await service.start()
+        await until(lambda: service.pipeline.valid > 20, 15, "20 acknowledged ticks")
+        stuck = service.feeds[0].exchange
+        really_close = stuck.close
+        stuck.close = never_closes  # the one connection whose close never returns
+        with caplog.at_level(logging.WARNING, logger="helios_pipeline.realtime.service"):
+            await asyncio.wait_for(service.stop(timeout_s=2.0), 30.0)
+        for feed in service.feeds[1:]:  # the others closed as usual
+            assert not feed.exchange.clients
+        await really_close()  # (so that nothing is left to the garbage collector)
+        return service.status
+
+    assert asyncio.run(main()) == "stopped"
+    warnings = [r.getMessage() for r in caplog.records if "did not close within" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "never_closes" in warnings[0]  # the warning shows where the stop was stuck
+    assert_every_ack_stored_once(redis_url, tmp_path / "acks.log", FEW[:2])
 
 
 def _pending(service: StreamService) -> int:
