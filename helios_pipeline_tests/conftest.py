@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.exchanges.sim.ws import WsConfig
 from helios_pipeline.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,13 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def sim_exchange() -> Iterator[SimExchangeServer]:
-    """One simulated Binance exchange for the session (faults cleared per test)."""
-    with SimExchangeServer(port=0) as sim:
+    """One simulated Binance exchange for the session (faults cleared per test).
+
+    Its websockets send 5 trades a second per symbol: on the wall-clock market (the default)
+    some minutes of the day carry only a few fills, and a test streaming for a few seconds must
+    not depend on the hour it runs at.
+    """
+    with SimExchangeServer(port=0, ws_config=WsConfig(trades_per_second=5.0)) as sim:
         yield sim
 
 
