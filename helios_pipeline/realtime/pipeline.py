@@ -29,6 +29,8 @@ from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 
+import redis
+
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.storage.durable import Ack, DurableTickWriter
 from helios_pipeline.storage.hot import HotStore
@@ -92,7 +94,20 @@ class TickPipeline:
         if cfg.ack_log is not None:
             cfg.ack_log.parent.mkdir(parents=True, exist_ok=True)
             self._ack_fd = os.open(cfg.ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return self.writer.recover()
+        return self.writer.recover(self._stream_floors(self.hot))
+
+    def _stream_floors(self, hot: HotStore) -> dict[tuple[str, str, str], int]:
+        """The last ids Redis holds for this service's streams (new seqs must go above them)."""
+        cfg = self.config
+        streams = [(cfg.exchange, symbol, kind) for symbol in cfg.symbols for kind in cfg.kinds]
+        try:
+            return hot.last_seqs(streams)
+        except redis.RedisError as exc:
+            log.warning("Could not read the last stream ids from Redis (%s); seqs start at the "
+                        "ticks' receive times, and a tick whose seq is not above its stream's "
+                        "last id (written by another shard) would be skipped as already present.",
+                        exc)
+            return {}
 
     def process(self, ticks: Sequence[Tick], malformed: Sequence[QuarantineRecord] = ()) -> Ack:
         """Validate ``ticks``, store the valid ones durably, quarantine the rest and ``malformed``.

@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -148,8 +148,12 @@ class DurableTickWriter:
         self._down_since: float | None = None
         self._last_error: str | None = None
 
-    def recover(self) -> int:
+    def recover(self, floors: Mapping[StreamKey, int] | None = None) -> int:
         """Restore the seq counters and start the pusher thread.
+
+        Args:
+            floors: Seqs to stay above per stream (``HotStore.last_seqs``: Redis would skip a
+                tick at or below its stream's last id as already present).
 
         Returns:
             How many logged ticks follow the checkpoint (Redis may lack them; the pusher replays
@@ -171,6 +175,8 @@ class DurableTickWriter:
             key = (exchange, symbol, kind)
             self._counters[key] = max(seq, self._counters.get(key, 0))
             pending += 1
+        for key, seq in (floors or {}).items():
+            self._counters[key] = max(seq, self._counters.get(key, 0))
         self._synced = self.wal.synced_position
         self._pushed, self._marker = after, str(after)
         self._started = True

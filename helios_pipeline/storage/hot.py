@@ -343,6 +343,21 @@ class HotStore:
         entries = cast(list[Any], self.client.xrevrange(key, max="+", min="-", count=1))
         return bytes(entries[0][0]).decode() if entries else None
 
+    def last_seqs(self, streams: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+        """The seq of the last id each ``(exchange, symbol, kind)`` stream took, trimmed or not.
+
+        Redis refuses an ``XADD`` at or below a stream's last id, and the write script counts
+        that as "already present": a writer that has no log for a stream (a symbol moved from
+        another shard, a new data folder) starts its seqs above these. Missing streams are left
+        out.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for exchange, symbol, kind in streams:
+            pipe.xinfo_stream(stream_key(exchange, symbol, kind))
+        replies = pipe.execute(raise_on_error=False)  # a missing stream answers with an error
+        return {stream: seq_from_stream_id(info["last-generated-id"])
+                for stream, info in zip(streams, replies, strict=True) if isinstance(info, dict)}
+
     async def wait_for(
         self, symbol: str, kind: TickKind, after_id: str | None = None, timeout_ms: int = 1000,
         *, exchange: str | None = None, count: int = 1000,

@@ -152,6 +152,33 @@ def test_recover_replays_what_redis_lacks_exactly_once(
     assert_exactly_once(redis_ticks(redis_url), acked)
 
 
+def test_a_writer_new_to_a_stream_starts_above_its_last_id_in_redis(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Symbols moved to another log (a new shard layout or data folder) whose streams in Redis
+    hold ids ahead of the clock (bumped by a burst, or the clock stepped back): seeded with
+    ``HotStore.last_seqs``, the new writer's ticks go above them instead of being skipped as
+    already present."""
+    counter, rng = itertools.count(1), random.Random(11)
+    ahead_us = time.time_ns() // 1000 + 60_000_000
+    hot = HotStore(redis_url)
+    earlier = [t.with_seq(ahead_us + i) for i, t in enumerate(tick_batch(counter, 60, rng))]
+    hot.append(earlier)
+    floors = hot.last_seqs([("binance", s, k) for s, k in itertools.product(SYMBOLS, KINDS)])
+    assert set(floors) == {(t.exchange, t.symbol, t.kind) for t in earlier}
+    with WriteAheadLog(tmp_path / "wal") as wal:
+        writer = DurableTickWriter(wal, HotStore(redis_url), name="moved")
+        writer.recover(floors)
+        acked = writer.submit(tick_batch(counter, 300, rng)).ticks
+        assert writer.flush(10)
+        assert writer.health()["skipped_present"] == 0
+        writer.close()
+    assert all(t.seq > floors[(t.exchange, t.symbol, t.kind)] for t in acked
+               if (t.exchange, t.symbol, t.kind) in floors)
+    assert_exactly_once(redis_ticks(redis_url), earlier + acked)
+    hot.close()
+
+
 CHILD = '''
 import random, sys, time
 from decimal import Decimal

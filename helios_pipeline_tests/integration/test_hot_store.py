@@ -137,6 +137,19 @@ def test_ticks_older_than_the_retention_are_not_written(hot: HotStore, raw: redi
     assert raw.exists("helios:binance:BTCUSDT:book") == 0
 
 
+def test_last_seqs_outlive_trimming_and_leave_out_missing_streams(
+        hot: HotStore, raw: redis.Redis) -> None:
+    start = now_us()
+    hot.append(make_ticks("BTC/USDT", "trade", 5, start))
+    hot.append(make_ticks("ETH/USDT", "book", 3, start + 100))
+    raw.xtrim(stream_key("binance", "ETH/USDT", "book"), maxlen=0)  # empty, id still taken
+    streams = [("binance", "BTC/USDT", "trade"), ("binance", "ETH/USDT", "book"),
+               ("binance", "SOL/USDT", "trade")]
+    assert hot.last_seqs(streams) == {("binance", "BTC/USDT", "trade"): start + 4,
+                                      ("binance", "ETH/USDT", "book"): start + 102}
+    assert hot.last_seqs([]) == {}
+
+
 def test_latest_hash_holds_the_newest_ticker_per_symbol(hot: HotStore, raw: redis.Redis) -> None:
     start = now_us()
     hot.append(make_ticks("BTC/USDT", "ticker", 5, start, price="42000.10")
