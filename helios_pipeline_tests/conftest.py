@@ -18,6 +18,7 @@ from helios_pipeline.exchanges.sim.ws import WsConfig
 from helios_pipeline.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DATABASES = 4096  # logical databases of the test Redis: one per test that asks for one
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,16 +75,33 @@ def settings(tmp_path: Path, sim: SimExchangeServer) -> Settings:
 
 @dataclass
 class RedisServer:
-    """A real redis-server process this test session started (and can stop and restart)."""
+    """A real redis-server process this test session started (and can stop and restart).
+
+    It has :data:`DATABASES` logical databases, so that each test can have one of its own.
+    """
 
     port: int
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    databases_used: int = 0
 
     @property
     def url(self) -> str:
-        """``redis://`` URL of the server."""
+        """``redis://`` URL of the server's database 0."""
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def fresh_url(self) -> str:
+        """URL of a database no test used before (emptied, in case the server restarted)."""
+        import redis
+
+        self.databases_used += 1
+        if self.databases_used >= DATABASES:
+            pytest.fail(f"More than {DATABASES} tests asked for a Redis database; raise DATABASES.")
+        url = f"redis://127.0.0.1:{self.port}/{self.databases_used}"
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
+        return url
 
     def start(self) -> None:
         """Start (or restart) the server on the same port and wait until it answers PING."""
@@ -92,7 +110,8 @@ class RedisServer:
             pytest.fail("redis-server is not installed; scripts/test installs it (apt package).")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no"],
+             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
+             "--databases", str(DATABASES)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -132,12 +151,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
-    """URL of the session's Redis, emptied before each test (FLUSHALL)."""
-    import redis
+    """URL of an empty database of the session's Redis, this test's alone.
 
+    A database per test: a writer a failed test left running cannot replay its log into the
+    streams of the tests after it.
+    """
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    return redis_server.url
+    return redis_server.fresh_url()
