@@ -33,7 +33,7 @@ import redis
 
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.storage.durable import Ack, DurableTickWriter
-from helios_pipeline.storage.hot import HotStore
+from helios_pipeline.storage.hot import HotStore, StreamKey
 from helios_pipeline.storage.quarantine import QuarantineRecord, QuarantineStore
 from helios_pipeline.storage.ticks import Tick
 from helios_pipeline.storage.wal import WriteAheadLog
@@ -96,7 +96,7 @@ class TickPipeline:
             self._ack_fd = os.open(cfg.ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self.writer.recover(self._stream_floors(self.hot))
 
-    def _stream_floors(self, hot: HotStore) -> dict[tuple[str, str, str], int]:
+    def _stream_floors(self, hot: HotStore) -> dict[StreamKey, int]:
         """The last ids Redis holds for this service's streams (new seqs must go above them)."""
         cfg = self.config
         streams = [(cfg.exchange, symbol, kind) for symbol in cfg.symbols for kind in cfg.kinds]

@@ -37,14 +37,13 @@ from typing import Literal
 
 import redis
 
-from helios_pipeline.storage.hot import Guard, HotEntry, HotStore, stream_key
+from helios_pipeline.storage.hot import Guard, HotEntry, HotStore, StreamKey, stream_key
 from helios_pipeline.storage.ticks import Tick, TickError, encode_tick, peek_identity
 from helios_pipeline.storage.wal import WalError, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
 TickFilter = Callable[[Sequence[Tick]], Sequence[Tick]]
-StreamKey = tuple[str, str, str]
 _Outcome = Literal["pushed", "failed", "rewound"]
 
 MAX_BACKOFF_S = 0.5

@@ -50,6 +50,8 @@ PAYLOAD_FIELD = "t"
 
 # A tick ready for Redis: (exchange, symbol, kind, seq, encoded tick).
 HotEntry = tuple[str, str, str, int, bytes]
+# One stream: (exchange, symbol, kind).
+StreamKey = tuple[str, str, str]
 
 PUSH_SCRIPT = """
 local guarded = ARGV[1] == '1'
@@ -343,7 +345,7 @@ class HotStore:
         entries = cast(list[Any], self.client.xrevrange(key, max="+", min="-", count=1))
         return bytes(entries[0][0]).decode() if entries else None
 
-    def last_seqs(self, streams: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    def last_seqs(self, streams: Sequence[StreamKey]) -> dict[StreamKey, int]:
         """The seq of the last id each ``(exchange, symbol, kind)`` stream took, trimmed or not.
 
         Redis refuses an ``XADD`` at or below a stream's last id, and the write script counts
