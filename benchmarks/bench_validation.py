@@ -30,7 +30,7 @@ from helios_pipeline.validation.frames import validate_candle_frame
 from helios_pipeline.validation.rules import ValidationThresholds
 from helios_pipeline.validation.scalar import CandleValidator
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_btcusdt_1m"
+DATA = Path(__file__).resolve().parents[1] / "helios_pipeline_tests" / "data" / "binance_btcusdt_1m"
 NOW = 2_000_000_000_000
 T = ValidationThresholds()
 Floats = npt.NDArray[np.float64]

@@ -18,6 +18,10 @@ from helios_pipeline.exchanges.sim.ws import WsConfig
 from helios_pipeline.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Real Binance data the tests read, copied into the repository (see data/README.md).
+TEST_DATA = Path(__file__).resolve().parent / "data"
+KLINES_DIR = TEST_DATA / "binance_btcusdt_1m"
+EXCERPT = TEST_DATA / "binance_public_market_data_excerpt.json"
 DATABASES = 4096  # logical databases of the test Redis: one per test that asks for one
 
 
@@ -32,12 +36,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the repo: real Binance files for tests."""
-    path = REPO_ROOT.parent / "shared" / "data"
-    if not (path / "binance_btcusdt_1m").is_dir():
-        pytest.fail(f"Real market data not found at {path}: the tests need ../shared/data.")
-    return path
+def real_data() -> Path:
+    """``helios_pipeline_tests/data``: the real Binance files the tests read."""
+    return TEST_DATA
 
 
 @pytest.fixture(scope="session")

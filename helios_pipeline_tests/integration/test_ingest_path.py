@@ -35,8 +35,8 @@ def ingest(base_url: str, data_dir: Path, symbol: str, day: date) -> PartitionRe
 
 
 @pytest.fixture(scope="module")
-def replay(shared_data: Path) -> Iterator[SimExchangeServer]:
-    with SimExchangeServer(port=0, data_dir=shared_data / "binance_btcusdt_1m") as server:
+def replay(real_data: Path) -> Iterator[SimExchangeServer]:
+    with SimExchangeServer(port=0, data_dir=real_data / "binance_btcusdt_1m") as server:
         yield server
 
 
@@ -56,12 +56,12 @@ def read_source_rows(path: Path) -> list[list[str]]:
     ],
 )
 def test_replay_stores_exactly_the_exchange_rows(
-    replay: SimExchangeServer, shared_data: Path, tmp_path: Path, day: date, rows: int, missing: int
+    replay: SimExchangeServer, real_data: Path, tmp_path: Path, day: date, rows: int, missing: int
 ) -> None:
     report = ingest(replay.base_url, tmp_path, "BTC/USDT", day)
     assert (report.record.rows, report.record.missing_minutes) == (rows, missing)
 
-    source = read_source_rows(shared_data / "binance_btcusdt_1m" / f"BTCUSDT-1m-{day}.csv")
+    source = read_source_rows(real_data / "binance_btcusdt_1m" / f"BTCUSDT-1m-{day}.csv")
     stored = CandleStore(tmp_path).load("BTC/USDT", Timeframe.M1, day)
     assert len(stored) == len(source) == rows
     scale = 1000 if int(source[0][0]) > 10**14 else 1  # 2025+ files are in microseconds

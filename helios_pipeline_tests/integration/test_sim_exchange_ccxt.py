@@ -17,6 +17,7 @@ import pytest
 
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
 from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline_tests.conftest import EXCERPT, KLINES_DIR
 
 T = TypeVar("T")
 NOW = datetime_to_ms(datetime(2024, 2, 4, 15, 23, 11, tzinfo=UTC))
@@ -25,17 +26,8 @@ REPLAY_NOW = datetime_to_ms(datetime(2025, 1, 1, 12, 0, 30, tzinfo=UTC))
 WEIGHT = "X-MBX-USED-WEIGHT-1M"
 
 
-def shared_data() -> Path:
-    """``../shared/data`` next to the repository; the tests need it and say so if absent."""
-    folder = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    if not (folder / "binance_public_market_data_excerpt.json").is_file():
-        pytest.fail(f"Shared market data not found at {folder}: these tests need "
-                    "../shared/data (golden Binance responses and kline files).")
-    return folder
-
-
 def golden(method: str, index: int = 0) -> dict[str, Any]:
-    cases = json.loads((shared_data() / "binance_public_market_data_excerpt.json").read_text())
+    cases = json.loads(EXCERPT.read_text())
     case: dict[str, Any] = cases["response"][method][index]
     return case
 
@@ -351,7 +343,7 @@ def test_trades_have_the_golden_fields_and_add_up_to_the_candle(sim: SimExchange
 
 
 def test_replayed_symbol_serves_the_recorded_csv() -> None:
-    folder = shared_data() / "binance_btcusdt_1m"
+    folder = KLINES_DIR
     first_rows = (folder / "BTCUSDT-1m-2025-01-01.csv").read_text().splitlines()[:3]
     with SimExchangeServer(data_dir=folder, now_ms=lambda: REPLAY_NOW) as sim:
         async def body(ex: Any) -> tuple[Any, Any, Any]:

@@ -41,8 +41,8 @@ def ingest(base_url: str, data_dir: Path, day: date) -> PartitionReport:
 
 
 @pytest.fixture(scope="module")
-def replay(shared_data: Path) -> Iterator[SimExchangeServer]:
-    with SimExchangeServer(port=0, data_dir=shared_data / "binance_btcusdt_1m") as server:
+def replay(real_data: Path) -> Iterator[SimExchangeServer]:
+    with SimExchangeServer(port=0, data_dir=real_data / "binance_btcusdt_1m") as server:
         yield server
 
 
@@ -83,8 +83,8 @@ def test_real_days_store_every_row_with_no_hard_failure(
 
 
 @pytest.mark.parametrize("name", ["BTCUSDT-1m-2019-05.csv.xz", "BTCUSDT-1m-2025-01.csv.xz"])
-def test_real_months_validate_clean_and_the_engines_agree(shared_data: Path, name: str) -> None:
-    rows = kline_file(shared_data / "binance_btcusdt_1m" / name)
+def test_real_months_validate_clean_and_the_engines_agree(real_data: Path, name: str) -> None:
+    rows = kline_file(real_data / "binance_btcusdt_1m" / name)
 
     outcome = validate_kline_rows(rows, SYMBOL, Timeframe.M1, now_ms=NOW, source=name)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import ccxt
 import pytest
@@ -13,10 +12,8 @@ import pytest
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.exchanges import ccxt_adapter as adapter
 from helios_pipeline.exchanges.errors import ExchangeDataError
+from helios_pipeline_tests.conftest import EXCERPT
 
-EXCERPT = Path(__file__).resolve().parents[3] / "shared" / "data" / (
-    "binance_public_market_data_excerpt.json"
-)
 ROW = [1706630400000, "43519.34000000", "43936.00000000", "43171.00000000", "43488.71000000",
        "20.55495000", 1706633999999, "891428.42858070", 3743, "10.91428000",
        "473782.95739920", "0"]
@@ -39,8 +36,6 @@ def test_kline_row_keeps_all_fields_exactly() -> None:
 
 
 def test_recorded_binance_klines_parse_to_what_ccxt_reports() -> None:
-    if not EXCERPT.is_file():
-        pytest.fail(f"Recorded responses not found at {EXCERPT}: the tests need ../shared/data.")
     case = json.loads(EXCERPT.read_text())["response"]["fetchOHLCV"][0]
     parsed = adapter.kline_rows(case["httpResponse"], "BTC/USDT", Timeframe.H1, "test")
     got = [[ms, float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume)]

@@ -19,6 +19,7 @@ from helios_pipeline.exchanges.sim.feed import MarketFeed
 from helios_pipeline.exchanges.sim.market import ReplayMarket, SeededMarket
 from helios_pipeline.exchanges.sim.trades import minute_trades, partial_kline
 from helios_pipeline.exchanges.sim.universe import DEFAULT_SYMBOLS, symbol_spec
+from helios_pipeline_tests.conftest import KLINES_DIR
 
 HOUR_MS = 60 * MINUTE_MS
 DECIMAL_8 = re.compile(r"^\d+\.\d{8}$")
@@ -26,17 +27,8 @@ DAY = day_start_ms(date(2024, 1, 30)) // DAY_MS
 NOW = day_start_ms(date(2024, 2, 2)) + 10 * HOUR_MS + 30 * MINUTE_MS + 30_000  # 10:30:30
 
 
-def shared_data() -> Path:
-    """``../shared/data`` next to the repository; the tests need it and say so if absent."""
-    folder = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    if not (folder / "binance_btcusdt_1m").is_dir():
-        pytest.fail(f"Shared market data not found at {folder}: these tests replay the real "
-                    "Binance files in ../shared/data/binance_btcusdt_1m.")
-    return folder
-
-
 def replay_folder() -> Path:
-    return shared_data() / "binance_btcusdt_1m"
+    return KLINES_DIR
 
 
 def day_of(d: date) -> int:

@@ -7,7 +7,6 @@ import json
 import re
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,7 @@ from helios_pipeline.exchanges.sim.ws_protocol import (
     result,
     stream_params,
 )
+from helios_pipeline_tests.conftest import EXCERPT
 
 MINUTE = datetime_to_ms(datetime(2024, 2, 4, 15, 23, tzinfo=UTC))
 NOW = MINUTE + 31_234
@@ -68,11 +68,7 @@ TEXT = {"e", "s", "i"}
 
 
 def ws_fixture(method: str) -> dict[str, Any]:
-    path = Path(__file__).resolve().parents[3] / "shared" / "data"
-    file = path / "binance_public_market_data_excerpt.json"
-    if not file.is_file():
-        pytest.fail(f"Golden Binance messages not found at {file}: the tests need ../shared/data.")
-    case: dict[str, Any] = json.loads(file.read_text())["ws"][method][0]
+    case: dict[str, Any] = json.loads(EXCERPT.read_text())["ws"][method][0]
     return case
 
 
