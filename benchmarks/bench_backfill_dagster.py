@@ -25,8 +25,8 @@ from helios_pipeline.batch.ohlcv import ingest_ohlcv_partitions
 from helios_pipeline.defs.backfill import plan_backfill, run_backfill
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.exchanges.client import ExchangeClient
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.settings import Settings
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
@@ -51,7 +51,7 @@ def directly(settings: Settings) -> float:
     catalog = MetadataStore(metadata_path(settings.data_dir))
 
     async def one_run(symbol: str, days: list[date]) -> None:
-        async with ExchangeClient.from_settings(settings) as client:
+        async with ExchangeClient.from_config(settings.exchange_config()) as client:
             await ingest_ohlcv_partitions(client, store, catalog, [(symbol, d) for d in days])
             for timeframe in DERIVED_TIMEFRAMES:
                 for day in days:

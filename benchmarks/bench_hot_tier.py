@@ -29,10 +29,11 @@ from pathlib import Path
 import redis
 
 from benchmarks._common import redis_server, report
-from helios_pipeline.storage.durable import DurableTickWriter
-from helios_pipeline.storage.hot import HotStore
-from helios_pipeline.storage.ticks import Tick, encode_tick
-from helios_pipeline.storage.wal import WriteAheadLog
+from helios_pipeline.domain.ticks import Tick
+from helios_pipeline.storage.hot.codec import encode_tick
+from helios_pipeline.storage.hot.store import HotStore
+from helios_pipeline.storage.hot.wal import WriteAheadLog
+from helios_pipeline.storage.hot.writer import DurableTickWriter
 
 SYMBOLS = [f"C{i:02d}/USDT" for i in range(20)]
 TICKS = 600_000

@@ -23,7 +23,7 @@ from benchmarks._common import report
 from helios_pipeline.batch.ohlcv import ingest_ohlcv_partitions
 from helios_pipeline.domain.timeframe import DAY_MS, day_start_ms
 from helios_pipeline.exchanges.client import ExchangeClient
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 

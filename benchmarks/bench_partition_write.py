@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from benchmarks._common import median_of, report
 from helios_pipeline.domain.timeframe import Timeframe
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 
 DAY = date(2024, 1, 15)

@@ -44,12 +44,13 @@ import aiohttp
 import redis
 
 from benchmarks._common import free_port, redis_server, report
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
 from helios_pipeline.realtime.shards import split_symbols
-from helios_pipeline.storage.hot import stream_key
-from helios_pipeline.storage.ticks import Tick, decode_tick
+from helios_pipeline.storage.hot.codec import decode_tick
+from helios_pipeline.storage.hot.keys import stream_key
 from helios_pipeline.validation.scalar import TickValidator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +66,8 @@ BATCH = 5_000
 
 SIM_SCRIPT = """
 import sys, time
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.ws import WsConfig
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.ws.routes import WsConfig
 config = WsConfig(trades_per_second=float(sys.argv[2]))
 sim = SimExchangeServer(port=int(sys.argv[1]), ws_config=config)
 sim.start()
@@ -221,13 +222,23 @@ def count_in_redis(client: redis.Redis) -> int:
                for s in THROUGHPUT_SYMBOLS)
 
 
-def write_through(pipeline: TickPipeline, ticks: list[Tick]) -> None:
-    """The service's write path: queue every tick, then durable batches of ``BATCH``."""
+def write_through(pipeline: TickPipeline, ticks: list[Tick], validate: bool = True) -> None:
+    """The service's write path: queue every tick, then durable batches of ``BATCH``.
+
+    ``validate=False`` hands the batches to the durable writer directly (the breakdown's
+    "writer alone").
+    """
     queue = TickQueue(len(ticks))
     for tick in ticks:
         queue.offer(tick)
+    writer = pipeline.writer
+    assert writer is not None
     while len(queue):
-        pipeline.process(queue.take(BATCH))
+        batch = queue.take(BATCH)
+        if validate:
+            pipeline.process(batch)
+        else:
+            writer.submit(batch)
 
 
 def service_path(ticks: list[Tick], redis_port: int, data: Path, validate: bool) -> float:
@@ -238,15 +249,12 @@ def service_path(ticks: list[Tick], redis_port: int, data: Path, validate: bool)
                           batch_max=BATCH)
     pipeline = TickPipeline(config, "bench")
     pipeline.open()
-    assert pipeline.writer is not None
-    if not validate:
-        pipeline.writer._validate = None  # the writer alone, for the breakdown
     started = time.perf_counter()
-    write_through(pipeline, ticks)
+    write_through(pipeline, ticks, validate)
     while count_in_redis(client) < len(ticks):
         time.sleep(0.001)
     elapsed = time.perf_counter() - started
-    assert pipeline.valid == len(ticks), pipeline.health()
+    assert not validate or pipeline.valid == len(ticks), pipeline.health()
     pipeline.close()
     client.close()
     shutil.rmtree(data)

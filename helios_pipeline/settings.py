@@ -10,12 +10,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
 
-from helios_pipeline.storage.ticks import KINDS, TickKind
+from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
+from helios_pipeline.domain.ticks import KINDS, TickKind
+from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
-
-StorageFormat = Literal["parquet", "csv"]
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 
@@ -85,6 +84,22 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
 
+    def exchange_config(self) -> ExchangeConfig:
+        """The primary exchange's connection settings."""
+        return ExchangeConfig(self.exchange, self.exchange_url, self.max_in_flight,
+                              self.request_timeout_s)
+
+    def reference_exchange_config(self) -> ExchangeConfig | None:
+        """The reference venue's connection settings, or ``None`` when none is configured.
+
+        Its storage ids are qualified by its exchange id (``okx.BTCUSDT``).
+        """
+        if self.reference_exchange is None:
+            return None
+        return ExchangeConfig(self.reference_exchange, self.reference_exchange_url,
+                              self.max_in_flight, self.request_timeout_s,
+                              qualifier=self.reference_exchange)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from the environment (or ``environ``), falling back to defaults.
@@ -110,7 +125,7 @@ def _parse(name: str, raw: str) -> object:
     if name in ("data_dir", "dagster_home"):
         return Path(raw)
     if name == "storage_format":
-        if raw not in ("parquet", "csv"):
+        if raw not in FILE_FORMATS:
             raise SettingsError(f"{var}={raw!r}: expected 'parquet' or 'csv'.")
         return raw
     if name == "symbols":

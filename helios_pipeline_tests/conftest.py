@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.ws import WsConfig
 from helios_pipeline.settings import Settings
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.ws.routes import WsConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real Binance data the tests read, copied into the repository (see data/README.md).

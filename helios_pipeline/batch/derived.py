@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from helios_pipeline.domain.columns import COMPARED_FIELDS
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.resample import PARTIAL_BUCKET, aggregate_candles
 from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, datetime_to_ms, day_start_ms
@@ -16,7 +17,6 @@ from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
 
 DERIVED_TIMEFRAMES = (Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)
-COMPARED_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 @dataclass(frozen=True)

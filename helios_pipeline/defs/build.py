@@ -44,7 +44,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _cross_exchange_defs(settings, partitions),
         _realtime_defs(settings),
         dg.Definitions(resources={
-            "exchange": ExchangeResource.from_settings(settings),
+            "exchange": ExchangeResource.from_config(settings.exchange_config()),
             "storage": StorageResource.from_settings(settings),
             "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
             "realtime": RealtimeMarketDataResource(
@@ -121,5 +121,5 @@ def _realtime_defs(settings: Settings) -> dg.Definitions:
 
 
 def _reference_resources(settings: Settings) -> dict[str, ExchangeResource]:
-    reference = ExchangeResource.reference_from_settings(settings)
-    return {"reference_exchange": reference} if reference is not None else {}
+    reference = settings.reference_exchange_config()
+    return {"reference_exchange": ExchangeResource.from_config(reference)} if reference else {}

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from helios_pipeline.batch.cross import DivergenceDay, compare_day
 from helios_pipeline.defs.assets import (
     MAX_PARTITIONS_PER_RUN,
     ingest_partitions,
@@ -20,6 +19,7 @@ from helios_pipeline.defs.checks import SHOWN, Outcome, check_result
 from helios_pipeline.defs.keys import OHLCV_1M
 from helios_pipeline.defs.partitions import SymbolDay
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
+from helios_pipeline.quality.divergence import DivergenceDay, compare_day
 from helios_pipeline.validation.rules import ValidationThresholds
 
 DIVERGENCE = dg.AssetKey("cross_exchange_divergence")

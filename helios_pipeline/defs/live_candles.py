@@ -22,8 +22,8 @@ from helios_pipeline.defs.realtime import (
     require_closed_hour,
 )
 from helios_pipeline.defs.resources import ExchangeResource
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.timeframe import datetime_to_ms, ms_to_datetime
-from helios_pipeline.realtime.candles import LiveCandle
 from helios_pipeline.realtime.reconcile import Reconciliation, reconcile_hour
 
 LIVE_CANDLES_CHECK = "ticker_snapshots_live_candles_match_rest_check"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from helios_pipeline.batch.quality import Venue, assess_day
 from helios_pipeline.defs.keys import OHLCV_1M
 from helios_pipeline.defs.partitions import DAY_DIM, SYMBOLS
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
 from helios_pipeline.domain.symbols import from_storage_id
 from helios_pipeline.quality.alerts import AlertManager, alerts_from_summary
+from helios_pipeline.quality.daily import Venue, assess_day
 
 LOG = logging.getLogger("helios.quality")
 

@@ -19,14 +19,12 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 from helios_pipeline.defs.partitions import SYMBOL_DIM, SYMBOLS
 from helios_pipeline.defs.resources import StorageResource
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.symbols import from_storage_id
+from helios_pipeline.domain.ticks import Tick, TickKind
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
-from helios_pipeline.realtime.candles import LiveCandle
-from helios_pipeline.realtime.health import read_health
-from helios_pipeline.realtime.hot_candles import load_live_candles
-from helios_pipeline.storage.hot import HotStore
+from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
-from helios_pipeline.storage.ticks import Tick, TickKind
 
 TICKERS = dg.AssetKey("ticker_snapshots")
 HOUR_DIM = "hour"
@@ -71,7 +69,7 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         start = datetime_to_ms(hour)
         hot = self.store()
         try:
-            candles = load_live_candles(hot.client, self.exchange, symbol)
+            candles = hot.live_candles(symbol)
         finally:
             hot.close()
         return [c for c in candles if start <= c.open_ms < start + Timeframe.H1.ms]
@@ -80,7 +78,7 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         """The stream service's last published health, shards combined (empty when none)."""
         hot = self.store()
         try:
-            return read_health(hot.client, self.exchange)
+            return hot.stream_health()
         finally:
             hot.close()
 

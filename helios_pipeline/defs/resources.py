@@ -6,8 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from helios_pipeline.domain.formats import StorageFormat
 from helios_pipeline.exchanges.client import ExchangeClient
-from helios_pipeline.settings import Settings, StorageFormat
+from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.settings import Settings
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
@@ -26,38 +28,21 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     timeout_s: float = 10.0
     qualifier: str | None = None
 
+    def config(self) -> ExchangeConfig:
+        """The exchange's connection settings."""
+        return ExchangeConfig(self.exchange_id, self.base_url, self.max_in_flight,
+                              self.timeout_s, self.qualifier)
+
     def client(self) -> ExchangeClient:
         """A new client; use it as ``async with resource.client() as client``."""
-        return ExchangeClient(
-            self.exchange_id,
-            base_url=self.base_url,
-            max_in_flight=self.max_in_flight,
-            timeout_s=self.timeout_s,
-            qualifier=self.qualifier,
-        )
+        return ExchangeClient.from_config(self.config())
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ExchangeResource:
-        """Configure from ``HELIOS_*`` settings."""
-        return cls(
-            exchange_id=settings.exchange,
-            base_url=settings.exchange_url,
-            max_in_flight=settings.max_in_flight,
-            timeout_s=settings.request_timeout_s,
-        )
-
-    @classmethod
-    def reference_from_settings(cls, settings: Settings) -> ExchangeResource | None:
-        """The reference venue (``HELIOS_REFERENCE_EXCHANGE``), or None when not configured."""
-        if settings.reference_exchange is None:
-            return None
-        return cls(
-            exchange_id=settings.reference_exchange,
-            base_url=settings.reference_exchange_url,
-            max_in_flight=settings.max_in_flight,
-            timeout_s=settings.request_timeout_s,
-            qualifier=settings.reference_exchange,
-        )
+    def from_config(cls, config: ExchangeConfig) -> ExchangeResource:
+        """Configure from an exchange's settings (``Settings.exchange_config()``)."""
+        return cls(exchange_id=config.exchange_id, base_url=config.base_url,
+                   max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
+                   qualifier=config.qualifier)
 
 
 class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]

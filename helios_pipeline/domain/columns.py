@@ -20,6 +20,10 @@ DECIMAL_COLUMNS = (OPEN, HIGH, LOW, CLOSE, VOLUME, QUOTE_VOLUME, TAKER_BUY_VOLUM
 OHLCV_COLUMNS = (TIMESTAMP, OPEN, HIGH, LOW, CLOSE, VOLUME, QUOTE_VOLUME, TRADES,
                  TAKER_BUY_VOLUME, TAKER_BUY_QUOTE_VOLUME, CLOSE_TIME)
 
+# What two sources of the same candle must agree on exactly (derived vs the exchange's own
+# candles, live candles built from trades vs REST).
+COMPARED_FIELDS = (OPEN, HIGH, LOW, CLOSE, VOLUME)
+
 # Validation outcome carried by candle files (``OHLCVData.is_validated`` and friends); not the
 # exchange's data, so not part of ``OHLCV_COLUMNS``. ``anomaly_flags`` is list<string> in Parquet
 # and ';'-joined text in CSV.

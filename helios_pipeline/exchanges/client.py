@@ -1,12 +1,10 @@
-"""Resilient async exchange client: ccxt REST calls behind a breaker, rate limiter and retries.
+"""Async market-data client for one exchange: markets, candles and tickers through ccxt REST.
 
-Every call goes: circuit-breaker check -> rate limiter (weight) -> concurrency semaphore -> ccxt.
-Failures are classified by :mod:`helios_pipeline.exchanges.retry`, retried within the policy, and
-reported to the breaker. The status and headers of *every* HTTP response are captured by a
-subclass of the ccxt exchange class (``on_rest_response``), which feeds the rate limiter
-(``X-MBX-USED-WEIGHT-1M``, 429 Retry-After, 418 bans) and records the status for the call that
-made the request (through a context variable, so concurrent calls never mix their responses up;
-ccxt's shared ``last_response_headers`` would).
+Every request goes through :class:`~helios_pipeline.exchanges.resilient.ResilientCaller`
+(circuit breaker, rate limiter fed by the exchange's headers, in-flight cap, retries). The
+status and headers of *every* HTTP response reach it through a subclass of the ccxt exchange
+class (``ccxt_adapter``), rather than ccxt's shared ``last_response_headers``, which concurrent
+calls would mix up.
 
 Candle open/closed decisions use this process's clock: the exchange's clock is assumed to be
 within a few seconds of ours.
@@ -16,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -25,24 +23,15 @@ from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.exchanges import ccxt_adapter as adapter
 from helios_pipeline.exchanges.breaker import CircuitBreaker
-from helios_pipeline.exchanges.errors import (
-    CircuitOpenError,
-    ExchangeBannedError,
-    ExchangeDataError,
-    ExchangeError,
-    ExchangeRequestError,
-    ExchangeUnavailableError,
-    UnknownSymbolError,
-    excerpt,
-)
+from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.exchanges.errors import ExchangeDataError, UnknownSymbolError
 from helios_pipeline.exchanges.ratelimit import AdaptiveRateLimiter, Clock, Sleep
-from helios_pipeline.exchanges.retry import FailureKind, RetryPolicy, classify
-from helios_pipeline.settings import Settings
+from helios_pipeline.exchanges.resilient import ResilientCaller
+from helios_pipeline.exchanges.retry import RetryPolicy
 
 T = TypeVar("T")
 
 CHUNK_CANDLES = 1000
-DEFAULT_BAN_S = 120.0  # Binance's shortest ban, used when a 418 carries no Retry-After.
 # Exchanges whose raw /api/v3/klines endpoint is read directly to keep all twelve fields.
 RAW_KLINE_EXCHANGES = frozenset({"binance", "binanceus"})
 _WEIGHTS = {"exchangeInfo": 20, "klines": 2, "ticker": 2}
@@ -99,19 +88,15 @@ class ExchangeClient:
         self.exchange_id = exchange_id
         self.base_url = base_url
         self.qualifier = qualifier
-        self._retry = retry or RetryPolicy()
-        self._breaker = breaker or CircuitBreaker(exchange_id)
-        self._limiter = limiter or AdaptiveRateLimiter(exchange_id)
         self._clock = clock
-        self._sleep = sleep
-        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._caller = ResilientCaller(
+            exchange_id, base_url, max_in_flight, retry or RetryPolicy(),
+            breaker or CircuitBreaker(exchange_id), limiter or AdaptiveRateLimiter(exchange_id),
+            clock, sleep,
+        )
+        self._call = self._caller.call
         self._markets_lock = asyncio.Lock()
         self._markets_loaded = False
-        self.requests_sent = 0
-        self.retries = 0
-        self.failures = 0
-        self._in_flight = 0
-        self._peak_in_flight = 0
         config = {
             # Our limiter replaces ccxt's throttle where weight headers exist (Binance); other
             # venues are paced by ccxt to their published limits (OKX: 20 pages per 2 s).
@@ -120,28 +105,24 @@ class ExchangeClient:
             "options": {"fetchMarkets": {"types": ["spot"]}},
         }
         self._exchange: Any = adapter.create_exchange(
-            exchange_id, config, self._on_response, self._limiter.configure
+            exchange_id, config, self._caller.on_response, self._caller.limiter.configure
         )
         if base_url:
             adapter.override_urls(self._exchange.urls, base_url)
 
     @classmethod
-    def from_settings(
+    def from_config(
         cls,
-        settings: Settings,
+        config: ExchangeConfig,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         limiter: AdaptiveRateLimiter | None = None,
     ) -> ExchangeClient:
-        """Client for ``settings.exchange`` at ``settings.exchange_url`` with its limits."""
+        """Client for ``config`` (``Settings.exchange_config()`` gives the configured one)."""
         return cls(
-            settings.exchange,
-            base_url=settings.exchange_url,
-            max_in_flight=settings.max_in_flight,
-            timeout_s=settings.request_timeout_s,
-            retry=retry,
-            breaker=breaker,
-            limiter=limiter,
+            config.exchange_id, base_url=config.base_url, max_in_flight=config.max_in_flight,
+            timeout_s=config.timeout_s, retry=retry, breaker=breaker, limiter=limiter,
+            qualifier=config.qualifier,
         )
 
     async def __aenter__(self) -> Self:
@@ -167,12 +148,17 @@ class ExchangeClient:
     @property
     def breaker(self) -> CircuitBreaker:
         """This exchange's circuit breaker."""
-        return self._breaker
+        return self._caller.breaker
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
         """This exchange's rate limiter."""
-        return self._limiter
+        return self._caller.limiter
+
+    @property
+    def retries(self) -> int:
+        """Attempts repeated after a failure, over the client's life."""
+        return self._caller.retries
 
     def health(self) -> dict[str, Any]:
         """Breaker and limiter snapshots plus counters.
@@ -181,16 +167,17 @@ class ExchangeClient:
         failure, ``failures`` failed attempts of any kind, ``peak_in_flight`` the most requests
         that were in flight at once.
         """
+        caller = self._caller
         return {
             "exchange": self.exchange_id,
             "base_url": self.base_url,
-            "requests_sent": self.requests_sent,
-            "retries": self.retries,
-            "failures": self.failures,
-            "in_flight": self._in_flight,
-            "peak_in_flight": self._peak_in_flight,
-            "breaker": self._breaker.snapshot(),
-            "limiter": self._limiter.snapshot(),
+            "requests_sent": caller.requests_sent,
+            "retries": caller.retries,
+            "failures": caller.failures,
+            "in_flight": caller.in_flight,
+            "peak_in_flight": caller.peak_in_flight,
+            "breaker": caller.breaker.snapshot(),
+            "limiter": caller.limiter.snapshot(),
         }
 
     # ----------------------------------------------------------------- public market data
@@ -369,132 +356,3 @@ class ExchangeClient:
             return adapter.unified_rows(rows, symbol, timeframe, source)
 
         return await self._call(f"ohlcv {symbol} {timeframe.value}", 1, attempt)
-
-    # ----------------------------------------------------------------- the resilient call
-
-    async def _call(self, endpoint: str, weight: int, request: Callable[[], Awaitable[T]]) -> T:
-        """Run ``request`` behind breaker, limiter and semaphore, retrying per the policy.
-
-        When the circuit opens while this call is retrying, the call ends with the error of its
-        own last attempt (the cause a person needs to see), chained to the open circuit.
-        """
-        attempt = 0
-        last: tuple[FailureKind, BaseException] | None = None
-        while True:
-            attempt += 1
-            try:
-                self._breaker.before_call()
-            except CircuitOpenError as open_error:
-                if last is None:
-                    raise
-                note = "; retries stopped because the circuit breaker opened"
-                raise self._final_error(*last, endpoint, attempt - 1, note) from open_error
-            record = adapter.ResponseRecord()
-            try:
-                result = await self._attempt(weight, request, record)
-            except Exception as exc:
-                kind, error = self._judge(exc, record, endpoint)
-                if not self._retry.should_retry(kind, attempt):
-                    final = self._final_error(kind, error, endpoint, attempt)
-                    if final is exc:
-                        raise
-                    raise final from exc
-                last = (kind, error)
-                self.retries += 1
-                await self._wait_before_retry(kind, attempt)
-                continue
-            except BaseException:
-                self._breaker.record_ignored()  # cancelled: says nothing about the exchange
-                raise
-            self._breaker.record_success()
-            return result
-
-    async def _attempt(
-        self, weight: int, request: Callable[[], Awaitable[T]], record: adapter.ResponseRecord
-    ) -> T:
-        await self._limiter.acquire(weight)
-        async with self._semaphore:
-            token = adapter.CURRENT_RESPONSE.set(record)
-            self.requests_sent += 1
-            self._in_flight += 1
-            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
-            try:
-                return await request()
-            finally:
-                self._in_flight -= 1
-                adapter.CURRENT_RESPONSE.reset(token)
-
-    def _judge(
-        self, exc: Exception, record: adapter.ResponseRecord, endpoint: str
-    ) -> tuple[FailureKind, BaseException]:
-        """Classify a failed attempt, report it to the breaker and count it."""
-        self.failures += 1
-        error: BaseException = exc
-        ok_status = record.status is not None and 200 <= record.status < 300
-        if ok_status and not (adapter.is_ccxt_error(exc) or isinstance(exc, ExchangeError)):
-            # ccxt choked on a 2xx body it could not interpret: the payload is malformed.
-            error = ExchangeDataError(
-                f"ccxt could not read the response ({type(exc).__name__}: {exc})",
-                f"{self.exchange_id} {endpoint} ({record.url})", record.body,
-            )
-        kind = classify(error, record.status)
-        if kind.counts_against_breaker:
-            self._breaker.record_failure()
-        else:
-            self._breaker.record_ignored()
-        return kind, error
-
-    async def _wait_before_retry(self, kind: FailureKind, attempt: int) -> None:
-        # A 429 with Retry-After blocked the limiter: acquire() waits exactly that long.
-        if kind is FailureKind.RATE_LIMITED and self._limiter.blocked_until_ms is not None:
-            return
-        await self._sleep(self._retry.delay(attempt))
-
-    def _final_error(
-        self, kind: FailureKind, error: BaseException, endpoint: str, attempts: int, note: str = ""
-    ) -> BaseException:
-        if kind is FailureKind.BANNED:
-            return self._ban_error(error)
-        if kind is FailureKind.MALFORMED and isinstance(error, ExchangeDataError):
-            if attempts == 1 and not note:
-                return error
-            return ExchangeDataError(f"{error.problem} (after {attempts} attempt(s){note})",
-                                     error.source, error.payload_excerpt)
-        if kind in (FailureKind.TRANSIENT, FailureKind.RATE_LIMITED, FailureKind.MALFORMED):
-            return ExchangeUnavailableError(self.exchange_id, endpoint, attempts, error,
-                                            self.base_url, note)
-        if kind is FailureKind.USER_ERROR:
-            return ExchangeRequestError(self.exchange_id, endpoint, str(error))
-        return error
-
-    def _ban_error(self, error: BaseException) -> ExchangeBannedError:
-        if isinstance(error, ExchangeBannedError):
-            return error
-        try:
-            self._limiter.check_ban()
-        except ExchangeBannedError as ban:
-            return ban
-        now = self._clock()
-        return ExchangeBannedError(self.exchange_id, now, str(error), now)
-
-    def _on_response(self, status: int, url: str, headers: Mapping[str, str]) -> None:
-        """Feed the limiter from one HTTP response (any call, any task)."""
-        lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-        now_ms = int(self._clock() * 1000)
-        used = lowered.get("x-mbx-used-weight-1m")
-        if used is not None and used.strip().isdigit():
-            self._limiter.observe(int(used), now_ms)
-        retry_after = _seconds(lowered.get("retry-after"))
-        if status == 429 and retry_after is not None:
-            self._limiter.block_for(retry_after, f"HTTP 429 from {url}")
-        elif status == 418:
-            wait = DEFAULT_BAN_S if retry_after is None else retry_after
-            self._limiter.ban_until(now_ms + int(wait * 1000), f"HTTP 418 from {excerpt(url)}")
-
-
-def _seconds(value: str | None) -> float | None:
-    """Retry-After in seconds, or None when absent or not a number."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from helios_pipeline.domain.symbols import normalize_symbol
+from helios_pipeline.domain.ticks import KINDS, TickKind
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.paths import wal_dir
-from helios_pipeline.storage.ticks import KINDS, TickKind
 from helios_pipeline.validation.rules import ValidationThresholds
 
 DEFAULT_KINDS: tuple[TickKind, ...] = ("trade", "book", "ticker")

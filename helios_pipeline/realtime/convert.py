@@ -1,4 +1,4 @@
-"""ccxt.pro parsed items -> :class:`~helios_pipeline.storage.ticks.Tick`, exactly as sent.
+"""ccxt.pro parsed items -> :class:`~helios_pipeline.storage.hot.codec.Tick`, exactly as sent.
 
 Symbol and times come from ccxt's parsed trade or ticker. Money comes from the raw frame
 (``info``) where its layout is known (Binance spot streams), after checking the raw fields have
@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from helios_pipeline.storage.ticks import Tick, TickKind
+from helios_pipeline.domain.ticks import Tick, TickKind
 
 # Binance spot streams: raw fields that must arrive as exact strings / integers, and where each
 # tick value comes from. Money is taken from the frame itself, not from ccxt's parsed ticker:

@@ -1,8 +1,8 @@
 """The write side of the stream service: scalar validation, quarantine, durable hot-tier writes.
 
 :class:`TickPipeline` owns the write-ahead log, the Redis hot store and a
-:class:`~helios_pipeline.storage.durable.DurableTickWriter` whose validation hook runs one
-:class:`~helios_pipeline.validation.scalar.TickValidator` per (symbol, kind):
+:class:`~helios_pipeline.storage.hot.writer.DurableTickWriter`. Each batch is first validated,
+one :class:`~helios_pipeline.validation.scalar.TickValidator` per (symbol, kind), then submitted:
 
 * ticks that break no hard rule are stored; :meth:`TickPipeline.process` returns once they are
   fsynced in the log (the acknowledgement) and the writer's pusher moves them to Redis;
@@ -31,12 +31,13 @@ from decimal import Decimal
 
 import redis
 
+from helios_pipeline.domain.quarantine import QuarantineRecord
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.realtime.config import StreamConfig
-from helios_pipeline.storage.durable import Ack, DurableTickWriter
-from helios_pipeline.storage.hot import HotStore, StreamKey
-from helios_pipeline.storage.quarantine import QuarantineRecord, QuarantineStore
-from helios_pipeline.storage.ticks import Tick
-from helios_pipeline.storage.wal import WriteAheadLog
+from helios_pipeline.storage.hot.store import HotStore, StreamKey
+from helios_pipeline.storage.hot.wal import WriteAheadLog
+from helios_pipeline.storage.hot.writer import Ack, DurableTickWriter
+from helios_pipeline.storage.quarantine import QuarantineStore
 from helios_pipeline.validation.rules import Verdict
 from helios_pipeline.validation.scalar import TickValidator
 
@@ -89,8 +90,7 @@ class TickPipeline:
         self.wal = WriteAheadLog(cfg.wal_folder)
         self.hot = HotStore(cfg.redis_url, cfg.hot_retention_ms, exchange=cfg.exchange,
                             socket_timeout_s=2.0)
-        self.writer = DurableTickWriter(self.wal, self.hot, name=cfg.writer_name,
-                                        validate=self._validate)
+        self.writer = DurableTickWriter(self.wal, self.hot, name=cfg.writer_name)
         if cfg.ack_log is not None:
             cfg.ack_log.parent.mkdir(parents=True, exist_ok=True)
             self._ack_fd = os.open(cfg.ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -122,11 +122,13 @@ class TickPipeline:
         writer = self.writer
         if writer is None:
             raise RuntimeError("TickPipeline.open() was not called.")
+        # One batch at a time, validated before it is submitted: each validator sees its
+        # stream in the order the writer assigns seqs, and a rejected tick never reaches the log.
         with self._lock:
             self._rejected.extend(malformed)
             self.quarantined += len(malformed)
             try:
-                ack = writer.submit(ticks)
+                ack = writer.submit(self._validate(ticks))
             finally:
                 self._flush_quarantine()
             self.valid += len(ack)
@@ -135,7 +137,7 @@ class TickPipeline:
         return ack
 
     def _validate(self, ticks: Sequence[Tick]) -> list[Tick]:
-        """The writer's hook: keep ticks without hard failures, queue quarantine records."""
+        """Keep the ticks without hard failures; queue quarantine records for the others."""
         kept: list[Tick] = []
         for tick in ticks:
             verdict = self._verdict(tick)

@@ -23,7 +23,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Callable
 
-from helios_pipeline.storage.ticks import Tick
+from helios_pipeline.domain.ticks import Tick
 
 
 class TickQueue:

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from helios_pipeline.batch.derived import COMPARED_FIELDS
+from helios_pipeline.domain.columns import COMPARED_FIELDS
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe, datetime_to_ms, ms_to_datetime
 from helios_pipeline.exchanges.client import ExchangeClient
-from helios_pipeline.realtime.candles import LiveCandle
 
 DifferenceKind = Literal["missing_live", "missing_rest", "mismatch"]
 

@@ -37,17 +37,20 @@ from typing import Any
 
 import ccxt
 
-from helios_pipeline.realtime.candles import LiveCandle, LiveCandleBuilder
+from helios_pipeline.domain.live_candle import LiveCandle
+from helios_pipeline.domain.quarantine import QuarantineRecord
+from helios_pipeline.domain.ticks import Tick
+from helios_pipeline.realtime.candles import LiveCandleBuilder
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.feeds import Feed, make_exchange
-from helios_pipeline.realtime.health import HealthPublisher, StreamStats, health_key
-from helios_pipeline.realtime.hot_candles import HotCandleWriter
+from helios_pipeline.realtime.health import StreamStats
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
-from helios_pipeline.storage.durable import Ack, WriterError
-from helios_pipeline.storage.quarantine import QuarantineRecord
-from helios_pipeline.storage.ticks import Tick
-from helios_pipeline.storage.wal import WalError
+from helios_pipeline.storage.hot.health import HealthPublisher
+from helios_pipeline.storage.hot.keys import health_key
+from helios_pipeline.storage.hot.live_candles import HotCandleWriter
+from helios_pipeline.storage.hot.wal_files import WalError
+from helios_pipeline.storage.hot.writer import Ack, WriterError
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from helios_pipeline.realtime.config import StreamConfig
-from helios_pipeline.storage.durable import DurableTickWriter
-from helios_pipeline.storage.hot import HotStore
-from helios_pipeline.storage.wal import WalError, WriteAheadLog
+from helios_pipeline.storage.hot.store import HotStore
+from helios_pipeline.storage.hot.wal import WriteAheadLog
+from helios_pipeline.storage.hot.wal_files import WalError
+from helios_pipeline.storage.hot.writer import DurableTickWriter
 
 log = logging.getLogger(__name__)
 

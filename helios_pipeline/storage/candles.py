@@ -38,6 +38,7 @@ from helios_pipeline.domain.columns import (
     TRADES,
     VALIDATION_COLUMNS,
 )
+from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.gaps import missing_ranges
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.symbols import normalize_symbol, to_storage_id
@@ -49,7 +50,6 @@ from helios_pipeline.domain.timeframe import (
     days_between,
     ms_to_datetime,
 )
-from helios_pipeline.settings import StorageFormat
 from helios_pipeline.storage.atomic import write_atomic
 from helios_pipeline.storage.candle_codec import (
     OHLCV_SCHEMA,
@@ -65,7 +65,7 @@ from helios_pipeline.storage.candle_codec import (
     to_frame,
     to_table,
 )
-from helios_pipeline.storage.paths import FILE_FORMATS, ohlcv_path, ohlcv_paths
+from helios_pipeline.storage.paths import ohlcv_path, ohlcv_paths
 
 __all__ = [
     "OHLCV_SCHEMA",

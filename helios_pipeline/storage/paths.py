@@ -19,11 +19,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.symbols import to_storage_id
 from helios_pipeline.domain.timeframe import Timeframe
-from helios_pipeline.settings import StorageFormat
-
-FILE_FORMATS: tuple[StorageFormat, ...] = ("parquet", "csv")
 
 MARKET_DATA = "market_data"
 CURRENT = "current"

@@ -18,10 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.storage.atomic import write_atomic
 from helios_pipeline.storage.candle_codec import DECIMAL_TYPE, parquet_bytes
 from helios_pipeline.storage.paths import realtime_ticker_path, ticker_path
-from helios_pipeline.storage.ticks import Tick
 
 TICKER_SCHEMA = pa.schema([
     pa.field("exchange_ts", pa.timestamp("ms", tz="UTC"), nullable=False),

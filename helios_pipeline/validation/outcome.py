@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from helios_pipeline.domain.models import MarketDataPoint, OHLCVData
+from helios_pipeline.domain.quarantine import QuarantineRecord, jsonable
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
-from helios_pipeline.storage.quarantine import QuarantineRecord, jsonable
 from helios_pipeline.validation.rules import Rule, ValidationThresholds, Verdict, is_absent
 from helios_pipeline.validation.scalar import CandleValidator
 

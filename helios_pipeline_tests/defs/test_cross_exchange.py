@@ -12,8 +12,8 @@ import pytest
 
 from helios_pipeline.defs.backfill import run_backfill, run_followups
 from helios_pipeline.defs.cross import DIVERGENCE, DIVERGENCE_CHECK
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.settings import Settings
+from helios_pipeline.sim.server import SimExchangeServer
 
 DAY = date(2024, 7, 9)
 

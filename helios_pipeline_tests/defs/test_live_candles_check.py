@@ -21,18 +21,15 @@ import redis
 
 from helios_pipeline.defs.build import TICKERS_JOB, build_defs
 from helios_pipeline.defs.live_candles import LIVE_CANDLES_CHECK
+from helios_pipeline.domain.live_candle import LiveCandle
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.realtime.candles import LiveCandle, LiveCandleBuilder
-from helios_pipeline.realtime.hot_candles import (
-    HotCandleWriter,
-    candle_key,
-    decode_candle,
-    encode_candle,
-)
+from helios_pipeline.realtime.candles import LiveCandleBuilder
 from helios_pipeline.settings import Settings
-from helios_pipeline.storage.hot import HotStore
-from helios_pipeline.storage.ticks import Tick
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.storage.hot.keys import candle_key
+from helios_pipeline.storage.hot.live_candles import HotCandleWriter, decode_candle, encode_candle
+from helios_pipeline.storage.hot.store import HotStore
 
 SYMBOL, STORAGE_ID = "XRP/USDT", "XRPUSDT"  # hundreds of trades a minute, not thousands
 RETENTION_MS = 3 * 3_600_000

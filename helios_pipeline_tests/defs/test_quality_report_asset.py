@@ -9,8 +9,8 @@ import dagster as dg
 
 from helios_pipeline.defs.backfill import run_backfill
 from helios_pipeline.defs.build import QUALITY_REPORT_JOB, build_defs
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.settings import Settings
+from helios_pipeline.sim.server import SimExchangeServer
 
 DAY = date(2024, 6, 3)
 

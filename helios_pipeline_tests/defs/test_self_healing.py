@@ -12,8 +12,8 @@ from helios_pipeline.defs.backfill import run_backfill
 from helios_pipeline.defs.build import OHLCV_1M_JOB, build_defs
 from helios_pipeline.defs.healing import MAX_TRIES
 from helios_pipeline.domain.timeframe import Timeframe
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.settings import Settings
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
 

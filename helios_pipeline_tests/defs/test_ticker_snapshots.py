@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 
 from helios_pipeline.defs.build import TICKERS_JOB, build_defs
 from helios_pipeline.defs.realtime import TICKERS, closed_hours
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.settings import Settings
-from helios_pipeline.storage.hot import HotStore
-from helios_pipeline.storage.ticks import Tick
+from helios_pipeline.storage.hot.store import HotStore
 
 NOW = datetime.now(tz=UTC)
 LAST_HOUR = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -73,7 +73,7 @@ def test_health_sensor_combines_shards_as_numbers_and_skips_when_none_runs(
         redis_url: str, settings: Settings) -> None:
     import redis
 
-    from helios_pipeline.realtime.health import health_key
+    from helios_pipeline.storage.hot.keys import health_key
 
     defs = build_defs(replace(settings, redis_url=redis_url))
     sensor = defs.resolve_sensor_def("stream_health_sensor")

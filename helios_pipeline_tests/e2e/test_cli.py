@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helios_pipeline.cli import main
+from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.metadata import MetadataStore
 
 
@@ -104,7 +104,7 @@ def test_stream_takes_its_symbols_and_kinds_from_helios_settings(
 ) -> None:
     import redis
 
-    from helios_pipeline.storage.hot import stream_key
+    from helios_pipeline.storage.hot.keys import stream_key
 
     monkeypatch.setenv("HELIOS_REDIS_URL", redis_url)
     monkeypatch.setenv("HELIOS_SYMBOLS", "BTC/USDT,ETH/USDT")

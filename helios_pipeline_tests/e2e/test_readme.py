@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline_tests.conftest import REPO_ROOT
 
 SNIPPET = re.compile(r"<!-- research-snippet.*?-->\s*```python\n(.*?)```", re.DOTALL)

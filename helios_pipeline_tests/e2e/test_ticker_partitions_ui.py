@@ -38,11 +38,11 @@ from playwright.sync_api import expect, sync_playwright
 
 from helios_pipeline.defs.partitions import SYMBOL_DIM
 from helios_pipeline.defs.realtime import ARRIVAL_SLACK_MS, HOUR_DIM, TICKERS
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import datetime_to_ms
 from helios_pipeline.settings import Settings
-from helios_pipeline.storage.hot import HotStore
+from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.paths import ticker_path
-from helios_pipeline.storage.ticks import Tick
 from helios_pipeline_tests.conftest import REPO_ROOT
 from helios_pipeline_tests.e2e.test_dagster_ui import (
     CHROMIUM,

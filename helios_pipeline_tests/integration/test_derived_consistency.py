@@ -12,7 +12,7 @@ from helios_pipeline.batch.derived import ConsistencyReport, compare_with_exchan
 from helios_pipeline.batch.ohlcv import ingest_ohlcv_day
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.exchanges.client import ExchangeClient
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 

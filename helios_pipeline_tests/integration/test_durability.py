@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from helios_pipeline.storage.durable import DurableTickWriter
-from helios_pipeline.storage.hot import HotStore, seq_from_stream_id, stream_key
-from helios_pipeline.storage.ticks import KINDS, Tick, decode_tick
-from helios_pipeline.storage.wal import WriteAheadLog
+from helios_pipeline.domain.ticks import KINDS, Tick
+from helios_pipeline.storage.hot.codec import decode_tick
+from helios_pipeline.storage.hot.keys import stream_key
+from helios_pipeline.storage.hot.store import HotStore, seq_from_stream_id
+from helios_pipeline.storage.hot.wal import WriteAheadLog
+from helios_pipeline.storage.hot.writer import DurableTickWriter
 from helios_pipeline_tests.conftest import REPO_ROOT, RedisServer, free_port
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -184,10 +186,10 @@ import random, sys, time
 from decimal import Decimal
 from pathlib import Path
 
-from helios_pipeline.storage.durable import DurableTickWriter
-from helios_pipeline.storage.hot import HotStore
-from helios_pipeline.storage.ticks import KINDS, Tick
-from helios_pipeline.storage.wal import WriteAheadLog
+from helios_pipeline.storage.hot.writer import DurableTickWriter
+from helios_pipeline.storage.hot.store import HotStore
+from helios_pipeline.domain.ticks import KINDS, Tick
+from helios_pipeline.storage.hot.wal import WriteAheadLog
 
 folder, url, run = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 wal = WriteAheadLog(folder, segment_bytes=64 * 1024)

@@ -22,8 +22,8 @@ from helios_pipeline.exchanges.errors import (
     UnknownSymbolError,
 )
 from helios_pipeline.exchanges.retry import RetryPolicy
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.settings import Settings
+from helios_pipeline.sim.server import SimExchangeServer
 
 T = TypeVar("T")
 FAST_RETRY = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05)
@@ -309,7 +309,7 @@ def test_from_settings_uses_the_exchange_url(sim: SimExchangeServer) -> None:
     settings = Settings(exchange_url=sim.base_url, max_in_flight=3, request_timeout_s=2.0)
 
     async def body() -> int:
-        async with ExchangeClient.from_settings(settings) as client:
+        async with ExchangeClient.from_config(settings.exchange_config()) as client:
             return len(await client.load_markets())
 
     assert asyncio.run(body()) >= 2

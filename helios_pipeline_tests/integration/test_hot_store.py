@@ -12,15 +12,10 @@ import pytest
 import redis
 
 from helios_pipeline.domain.symbols import SymbolError
-from helios_pipeline.storage.hot import (
-    Guard,
-    HotStore,
-    latest_key,
-    seq_from_stream_id,
-    stream_id,
-    stream_key,
-)
-from helios_pipeline.storage.ticks import Tick, TickError, TickKind, decode_tick, encode_tick
+from helios_pipeline.domain.ticks import Tick, TickError, TickKind
+from helios_pipeline.storage.hot.codec import decode_tick, encode_tick
+from helios_pipeline.storage.hot.keys import latest_key, stream_key
+from helios_pipeline.storage.hot.store import Guard, HotStore, seq_from_stream_id, stream_id
 
 HOUR_MS = 3_600_000
 

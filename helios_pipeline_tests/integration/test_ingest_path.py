@@ -17,7 +17,7 @@ from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.errors import ExchangeDataError
 from helios_pipeline.exchanges.retry import RetryPolicy
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 

@@ -16,7 +16,7 @@ import ccxt.async_support as ccxt
 import pytest
 
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline_tests.conftest import EXCERPT, KLINES_DIR
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS, Timeframe, datet
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.errors import UnknownSymbolError
 from helios_pipeline.exchanges.retry import RetryPolicy
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
+from helios_pipeline.sim.server import SimExchangeServer
 
 T = TypeVar("T")
 FAST_RETRY = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05)

@@ -26,8 +26,8 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.ws import WsConfig
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.ws.routes import WsConfig
 
 T = TypeVar("T")
 WARP = 30

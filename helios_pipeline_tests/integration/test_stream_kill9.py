@@ -25,12 +25,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.ws import WsConfig
-from helios_pipeline.storage.hot import seq_from_stream_id, stream_key
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.ws.routes import WsConfig
+from helios_pipeline.storage.hot.codec import decode_tick, peek_identity
+from helios_pipeline.storage.hot.keys import stream_key
+from helios_pipeline.storage.hot.store import seq_from_stream_id
+from helios_pipeline.storage.hot.wal import WriteAheadLog
 from helios_pipeline.storage.paths import wal_dir
-from helios_pipeline.storage.ticks import decode_tick, peek_identity
-from helios_pipeline.storage.wal import WriteAheadLog
 from helios_pipeline_tests.conftest import REPO_ROOT
 
 log = logging.getLogger(__name__)

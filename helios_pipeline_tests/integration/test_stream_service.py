@@ -22,19 +22,20 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from helios_pipeline.domain.live_candle import LiveCandle
+from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import MINUTE_MS
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.ws import WsConfig
-from helios_pipeline.realtime.candles import LiveCandle
 from helios_pipeline.realtime.config import StreamConfig
-from helios_pipeline.realtime.health import health_key
-from helios_pipeline.realtime.hot_candles import load_live_candles
 from helios_pipeline.realtime.queue import TickQueue
 from helios_pipeline.realtime.runner import top_symbols
 from helios_pipeline.realtime.service import StreamService
-from helios_pipeline.storage.hot import HotStore, seq_from_stream_id, stream_key
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.ws.routes import WsConfig
+from helios_pipeline.storage.hot.codec import decode_tick
+from helios_pipeline.storage.hot.keys import health_key, stream_key
+from helios_pipeline.storage.hot.live_candles import load_live_candles
+from helios_pipeline.storage.hot.store import HotStore, seq_from_stream_id
 from helios_pipeline.storage.quarantine import QuarantineStore
-from helios_pipeline.storage.ticks import Tick, decode_tick
 from helios_pipeline_tests.conftest import RedisServer
 
 T = TypeVar("T")

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.ws import WsConfig
 from helios_pipeline.realtime.config import StreamConfig
-from helios_pipeline.realtime.health import read_health
 from helios_pipeline.realtime.shards import ShardError, shard_of, split_symbols
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.ws.routes import WsConfig
+from helios_pipeline.storage.hot.health import read_health
 from helios_pipeline.storage.paths import wal_dir
 from helios_pipeline_tests.conftest import REPO_ROOT, RedisServer
 from helios_pipeline_tests.integration.test_stream_kill9 import SYMBOLS, complete_lines, in_redis

@@ -34,12 +34,12 @@ import pytest
 import redis
 from aiohttp import WSMsgType, web
 
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.service import StreamService
-from helios_pipeline.storage.hot import stream_key
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.storage.hot.codec import decode_tick
+from helios_pipeline.storage.hot.keys import stream_key
 from helios_pipeline.storage.quarantine import QuarantineStore
-from helios_pipeline.storage.ticks import decode_tick
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT")
 BASE = {"BTCUSDT": Decimal("60000.00"), "ETHUSDT": Decimal("3000.00"),

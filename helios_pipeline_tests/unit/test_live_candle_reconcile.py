@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe, datetime_to_ms, ms_to_datetime
-from helios_pipeline.realtime.candles import LiveCandle, LiveCandleBuilder
+from helios_pipeline.realtime.candles import LiveCandleBuilder
 from helios_pipeline.realtime.reconcile import CandleDifference, reconcile_candles
 
 H0 = datetime_to_ms(datetime(2024, 3, 5, 10, 0, tzinfo=UTC))

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
-from helios_pipeline.realtime.candles import LiveCandle, LiveCandleBuilder
-from helios_pipeline.realtime.hot_candles import decode_candle, encode_candle
+from helios_pipeline.realtime.candles import LiveCandleBuilder
+from helios_pipeline.storage.hot.live_candles import decode_candle, encode_candle
 
 T0 = datetime_to_ms(datetime(2024, 3, 5, 10, 0, tzinfo=UTC))  # a minute boundary
 D = Decimal

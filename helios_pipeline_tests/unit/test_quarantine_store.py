@@ -10,18 +10,14 @@ from pathlib import Path
 import pytest
 
 from helios_pipeline.domain.models import OHLCVData
+from helios_pipeline.domain.quarantine import QuarantineRecord, jsonable
 from helios_pipeline.domain.timeframe import Timeframe, day_start_ms
 from helios_pipeline.storage.paths import (
     quarantine_live_path,
     quarantine_month_dir,
     quarantine_ohlcv_path,
 )
-from helios_pipeline.storage.quarantine import (
-    QuarantineFileError,
-    QuarantineRecord,
-    QuarantineStore,
-    jsonable,
-)
+from helios_pipeline.storage.quarantine import QuarantineFileError, QuarantineStore
 from helios_pipeline.validation.outcome import validate_candles
 from helios_pipeline.validation.rules import Rule
 

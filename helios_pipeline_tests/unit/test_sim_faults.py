@@ -10,14 +10,14 @@ from fractions import Fraction
 import pytest
 
 from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS, datetime_to_ms
-from helios_pipeline.exchanges.sim.faults import (
+from helios_pipeline.sim.binance.limits import WeightLimiter, request_weight
+from helios_pipeline.sim.faults import (
     KINDS,
     FaultInjector,
     FaultSpecError,
     parse_faults,
 )
-from helios_pipeline.exchanges.sim.feed import MarketFeed
-from helios_pipeline.exchanges.sim.limits import WeightLimiter, request_weight
+from helios_pipeline.sim.market.feed import MarketFeed
 
 T10 = datetime_to_ms(datetime(2024, 1, 2, 10, 0, tzinfo=UTC))
 NOW = T10 + 5 * DAY_MS

@@ -14,11 +14,11 @@ import pytest
 
 from helios_pipeline.domain.gaps import count_missing, missing_ranges
 from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS, datetime_to_ms, day_start_ms
-from helios_pipeline.exchanges.sim.candles import KlineBlock
-from helios_pipeline.exchanges.sim.feed import MarketFeed
-from helios_pipeline.exchanges.sim.market import ReplayMarket, SeededMarket
-from helios_pipeline.exchanges.sim.trades import minute_trades, partial_kline
-from helios_pipeline.exchanges.sim.universe import DEFAULT_SYMBOLS, symbol_spec
+from helios_pipeline.sim.market.candles import KlineBlock
+from helios_pipeline.sim.market.feed import MarketFeed
+from helios_pipeline.sim.market.sources import ReplayMarket, SeededMarket
+from helios_pipeline.sim.market.trades import minute_trades, partial_kline
+from helios_pipeline.sim.market.universe import DEFAULT_SYMBOLS, symbol_spec
 from helios_pipeline_tests.conftest import KLINES_DIR
 
 HOUR_MS = 60 * MINUTE_MS

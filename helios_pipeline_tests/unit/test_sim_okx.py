@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 
 from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS, datetime_to_ms
-from helios_pipeline.exchanges.sim.faults import FaultInjector, FaultSpecError, parse_faults
-from helios_pipeline.exchanges.sim.feed import MarketFeed
-from helios_pipeline.exchanges.sim.okx_params import RequestRateLimiter
-from helios_pipeline.exchanges.sim.okx_venue import (
+from helios_pipeline.sim.faults import FaultInjector, FaultSpecError, parse_faults
+from helios_pipeline.sim.market.feed import MarketFeed
+from helios_pipeline.sim.okx.params import RequestRateLimiter
+from helios_pipeline.sim.okx.venue import (
     MAX_BASIS,
     OkxVenue,
     basis_factor,
@@ -26,8 +26,8 @@ from helios_pipeline.exchanges.sim.okx_venue import (
     okx_number,
     symbol_of_inst_id,
 )
-from helios_pipeline.exchanges.sim.server import SimExchangeServer
-from helios_pipeline.exchanges.sim.wire import SCALE
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.sim.wire import SCALE
 
 DAY = datetime_to_ms(datetime(2024, 3, 1, tzinfo=UTC))
 NOW = DAY + 2 * DAY_MS + 13 * 3_600_000 + 17 * MINUTE_MS + 25_000  # 2024-03-03T13:17:25Z

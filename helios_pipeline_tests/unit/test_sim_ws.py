@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helios_pipeline.domain.timeframe import MINUTE_MS, datetime_to_ms
-from helios_pipeline.exchanges.sim import quotes
-from helios_pipeline.exchanges.sim.candles import Kline
-from helios_pipeline.exchanges.sim.faults import KINDS, FaultSpecError, parse_faults
-from helios_pipeline.exchanges.sim.feed import MarketFeed
-from helios_pipeline.exchanges.sim.trades import partial_kline
-from helios_pipeline.exchanges.sim.wire import to_units
-from helios_pipeline.exchanges.sim.ws_conn import WsConfig, WsStats
-from helios_pipeline.exchanges.sim.ws_faults import WsFaultState, malformed_frame
-from helios_pipeline.exchanges.sim.ws_payloads import (
+from helios_pipeline.sim.binance import quotes
+from helios_pipeline.sim.faults import KINDS, FaultSpecError, parse_faults
+from helios_pipeline.sim.market.candles import Kline
+from helios_pipeline.sim.market.feed import MarketFeed
+from helios_pipeline.sim.market.trades import partial_kline
+from helios_pipeline.sim.wire import to_units
+from helios_pipeline.sim.ws.conn import WsConfig, WsStats
+from helios_pipeline.sim.ws.faults import WsFaultState, malformed_frame
+from helios_pipeline.sim.ws.payloads import (
     StreamName,
     agg_trade_event,
     book_ticker_event,
@@ -34,8 +34,8 @@ from helios_pipeline.exchanges.sim.ws_payloads import (
     ticker_event,
     trade_event,
 )
-from helios_pipeline.exchanges.sim.ws_plan import RESAMPLED_ID_STRIDE, live_minute
-from helios_pipeline.exchanges.sim.ws_protocol import (
+from helios_pipeline.sim.ws.plan import RESAMPLED_ID_STRIDE, live_minute
+from helios_pipeline.sim.ws.protocol import (
     ControlError,
     parse_control,
     property_params,

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helios_pipeline.domain.models import OHLCVData
+from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe
-from helios_pipeline.storage.quarantine import QuarantineRecord, QuarantineStore
+from helios_pipeline.storage.quarantine import QuarantineStore
 from helios_pipeline.validation.frames import FrameInputError, validate_candle_frame
 from helios_pipeline.validation.outcome import (
     quarantine_raw,

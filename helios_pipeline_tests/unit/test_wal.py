@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helios_pipeline.storage.wal import (
-    WalCorruptionError,
-    WalError,
-    WalLockedError,
-    WriteAheadLog,
-)
+from helios_pipeline.storage.hot.wal import WriteAheadLog
+from helios_pipeline.storage.hot.wal_files import WalCorruptionError, WalError, WalLockedError
 
 
 def payloads(start: int, count: int) -> list[bytes]:

@@ -1,0 +1,26 @@
+"""Where and how hard to call one exchange: what an ``ExchangeClient`` is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """One exchange's connection settings.
+
+    Attributes:
+        exchange_id: ccxt exchange id (``binance``).
+        base_url: Replaces the exchange's own address (the simulated exchange, a testnet or a
+            proxy); ``None`` means the real exchange.
+        max_in_flight: Requests in flight at once.
+        timeout_s: Per-request timeout in seconds.
+        qualifier: Exchange qualifier of storage ids (``okx.BTCUSDT``) for a second venue that
+            shares the data root with the primary one; ``None`` keeps plain ids.
+    """
+
+    exchange_id: str
+    base_url: str | None = None
+    max_in_flight: int = 50
+    timeout_s: float = 10.0
+    qualifier: str | None = None
