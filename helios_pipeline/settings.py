@@ -38,7 +38,6 @@ class Settings:
         start_date: First day of the daily partitions (``HELIOS_START_DATE``, YYYY-MM-DD).
         max_in_flight: Requests in flight per exchange (``HELIOS_MAX_IN_FLIGHT``).
         request_timeout_s: Per-request timeout in seconds (``HELIOS_REQUEST_TIMEOUT_S``).
-        dagster_home: Dagster instance folder (``HELIOS_DAGSTER_HOME``).
         alert_webhook_url: Where quality alerts are posted as JSON
             (``HELIOS_ALERT_WEBHOOK_URL``); ``None`` logs them only. Kept out of ``repr``
             because webhook URLs carry tokens.
@@ -71,7 +70,6 @@ class Settings:
     start_date: str = "2017-08-17"
     max_in_flight: int = 50
     request_timeout_s: float = 10.0
-    dagster_home: Path = field(default=Path("local/dagster"))
     validation: ValidationThresholds = field(default_factory=ValidationThresholds)
     alert_webhook_url: str | None = field(default=None, repr=False)
     freshness_deadline_hour: int = 2
@@ -122,7 +120,7 @@ def _parse(name: str, raw: str) -> object:
     special = _PARSERS.get(name)
     if special is not None:
         return special(var, raw)
-    if name in ("data_dir", "dagster_home"):
+    if name == "data_dir":
         return Path(raw)
     if name == "storage_format":
         if raw not in FILE_FORMATS:

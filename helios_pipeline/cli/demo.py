@@ -10,14 +10,27 @@ are quarantined with their reasons, the gap is recorded, and the report shows al
 
 from __future__ import annotations
 
-import os
+import argparse
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from helios_pipeline.cli.main import backfill_with_progress, console, preflight, print_partitions
+from helios_pipeline.cli.backfill import backfill_with_progress, preflight, print_partitions
+from helios_pipeline.cli.common import console, dagster_instance, parse_symbols
 from helios_pipeline.settings import Settings
-from helios_pipeline.storage.paths import metadata_path
+from helios_pipeline.sim.faults import REQUEST_KINDS
+from helios_pipeline.storage.paths import market_data_root, metadata_path, quality_report_path
 from helios_pipeline.storage.quarantine import QuarantineStore
+
+DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+DEMO_DAYS = 3
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``helios demo``."""
+    demo = sub.add_parser("demo", help="simulated exchange -> ccxt -> Dagster -> files, offline")
+    demo.add_argument("--symbols", default=",".join(DEMO_SYMBOLS))
+    demo.add_argument("--days", type=int, default=DEMO_DAYS, help="closed days to backfill")
+    demo.set_defaults(handler=lambda args: run_demo(parse_symbols(args.symbols), args.days))
+
 
 TRANSIENT_FAULTS = "http429:count=1,retry_after=1,path=klines;http5xx:count=2,path=klines"
 
@@ -50,7 +63,6 @@ def run_demo(symbols: list[str], days: int) -> int:
             Settings.from_env(), exchange_url=binance.base_url, symbols=tuple(symbols),
             reference_exchange="okx", reference_exchange_url=okx.base_url,
         )
-        os.environ["HELIOS_EXCHANGE_URL"] = binance.base_url
         console.print("[bold]2.[/] Loading markets of both venues through ccxt (trading rules)")
         preflight(settings, symbols)
         preflight(replace(settings, exchange="okx", exchange_url=okx.base_url), symbols)
@@ -67,7 +79,6 @@ def run_demo(symbols: list[str], days: int) -> int:
 
 def followups(settings: Settings, symbols: list[str], start: date, end: date) -> int:
     """Materialise the divergence view and the reports; returns the number of failed runs."""
-    from helios_pipeline.cli.main import dagster_instance
     from helios_pipeline.defs.backfill import run_followups
 
     outcome = run_followups(symbols, start, end, dagster_instance(), settings,
@@ -80,16 +91,24 @@ def followups(settings: Settings, symbols: list[str], start: date, end: date) ->
 def summarise(settings: Settings, symbols: list[str], start: date, end: date,
               stats: dict[str, object]) -> None:
     """Print what the faults did and where everything is."""
-    console.print(f"Binance sim answered {stats.get('total_requests', '?')} requests; "
-                  f"request faults absorbed by retries: {stats.get('faults_fired', {})}")
+    fired = stats.get("faults_fired")
+    counts = fired if isinstance(fired, dict) else {}
+    request_faults = ", ".join(
+        f"{kind} x{count}" for kind, count in sorted(counts.items())
+        if kind in REQUEST_KINDS  # the venue also counts every response a data fault changed
+    ) or "none"
+    data = stats.get("data_faults")
+    data_faults = "; ".join(data) if isinstance(data, list) and data else "none"
+    console.print(f"Binance sim answered {stats.get('total_requests', '?')} requests.\n"
+                  f"  Request faults, absorbed by retries: {request_faults}\n"
+                  f"  Data faults, caught by validation (below and in the report): {data_faults}")
     quarantine = QuarantineStore(settings.data_dir)
     for symbol in symbols:
         for record in quarantine.load(symbol, start, end):
             when = datetime.fromtimestamp((record.timestamp_ms or 0) / 1000, tz=UTC)
             console.print(f"Quarantined {symbol} {when:%Y-%m-%d %H:%M}: {', '.join(record.rules)}")
-    reports = settings.data_dir / "system" / "data_quality_reports"
-    console.print(f"Report:   {(reports / f'data_quality_report_{end:%Y%m%d}.html').resolve()}")
-    console.print(f"Files:    {settings.data_dir.resolve() / 'market_data'}")
+    console.print(f"Report:   {quality_report_path(settings.data_dir, end).resolve()}")
+    console.print(f"Files:    {market_data_root(settings.data_dir).resolve()}")
     console.print(f"Catalog:  {metadata_path(settings.data_dir).resolve()}")
     console.print("Dagster UI: run [bold]helios ui[/] and open http://127.0.0.1:3000 "
                   "(Assets > ohlcv_1m > Partitions; Lineage; Checks)")

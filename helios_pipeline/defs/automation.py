@@ -4,11 +4,8 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-from helios_pipeline.defs.partitions import SYMBOLS, SymbolDay
+from helios_pipeline.defs.partitions import SYMBOLS, SymbolDay, registered_symbols
 from helios_pipeline.domain.symbols import from_storage_id, to_storage_id
 
 
@@ -23,7 +20,7 @@ def build_symbols_sensor(symbols: Sequence[str]) -> dg.SensorDefinition:
         description="Keeps the symbol partitions equal to HELIOS_SYMBOLS (adds new ones).",
     )
     def symbol_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        known = set(context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols"))
+        known = set(registered_symbols(context.instance))
         new = [s for s in wanted if s not in known]
         requests = [SYMBOLS.build_add_request(new)] if new else []
         return dg.SensorResult(dynamic_partitions_requests=requests)
@@ -31,12 +28,12 @@ def build_symbols_sensor(symbols: Sequence[str]) -> dg.SensorDefinition:
     return symbol_partitions_sensor
 
 
-def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def build_daily_schedule(job_name: str) -> dg.ScheduleDefinition:
     """Every day at 00:10 UTC, one run per symbol for the day that just closed."""
 
     @dg.schedule(
         name="ohlcv_1m_daily_schedule",
-        job=job,
+        job_name=job_name,
         cron_schedule="10 0 * * *",
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -44,18 +41,18 @@ def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefini
     )
     def ohlcv_1m_daily_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
-        for storage_id in context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols"):
+        for storage_id in registered_symbols(context.instance):
             key = SymbolDay(from_storage_id(storage_id), yesterday).key
             yield dg.RunRequest(run_key=str(key), partition_key=key)
 
     return ohlcv_1m_daily_schedule
 
 
-def build_report_schedule(report_job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def build_report_schedule(job_name: str) -> dg.ScheduleDefinition:
     """Every day at 00:40 UTC (after the candles), yesterday's ``data_quality_report``."""
 
     @dg.schedule(
-        name="data_quality_report_schedule", job=report_job, cron_schedule="40 0 * * *",
+        name="data_quality_report_schedule", job_name=job_name, cron_schedule="40 0 * * *",
         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def data_quality_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
@@ -65,9 +62,9 @@ def build_report_schedule(report_job: UnresolvedAssetJobDefinition) -> dg.Schedu
     return data_quality_report_schedule
 
 
-def build_freshness_schedule(freshness_job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def build_freshness_schedule(job_name: str) -> dg.ScheduleDefinition:
     """Every hour at :05, the ``ohlcv_1m_freshness_check``."""
     return dg.ScheduleDefinition(
-        name="ohlcv_1m_freshness_schedule", job=freshness_job, cron_schedule="5 * * * *",
+        name="ohlcv_1m_freshness_schedule", job_name=job_name, cron_schedule="5 * * * *",
         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     )

@@ -23,8 +23,7 @@ from helios_pipeline.defs.build import (
     QUALITY_REPORT_JOB,
     build_defs,
 )
-from helios_pipeline.defs.partitions import SYMBOLS, SymbolDay
-from helios_pipeline.domain.symbols import to_storage_id
+from helios_pipeline.defs.partitions import SymbolDay, register_symbols
 from helios_pipeline.domain.timeframe import days_between
 from helios_pipeline.settings import Settings
 
@@ -168,15 +167,6 @@ def project_instance(root: Path) -> Instance:
     """The project's persistent instance: ``DAGSTER_HOME``, defaulting to the project ``root``."""
     os.environ.setdefault("DAGSTER_HOME", str(root))
     return dg.DagsterInstance.get()
-
-
-def register_symbols(instance: dg.DagsterInstance, symbols: Sequence[str]) -> None:
-    """Add symbols to the ``symbols`` dynamic partitions (no-op for known ones)."""
-    name = SYMBOLS.name or "symbols"
-    known = set(instance.get_dynamic_partitions(name))
-    new = [sid for sid in (to_storage_id(s) for s in symbols) if sid not in known]
-    if new:
-        instance.add_dynamic_partitions(name, new)
 
 
 def _first_error(result: dg.ExecuteInProcessResult) -> str:

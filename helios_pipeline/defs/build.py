@@ -1,4 +1,9 @@
-"""``build_defs()``: every asset, resource, job, schedule and sensor, configured from settings."""
+"""``build_defs()``: every asset, resource, job, schedule and sensor, configured from settings.
+
+The asset graph is the same whatever the environment says: settings choose resources (which
+exchanges, where the data root is, Redis, the webhook), thresholds and partition start dates,
+never which assets exist.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from helios_pipeline.defs.cross import build_divergence_asset, build_reference_c
 from helios_pipeline.defs.healing import build_self_healing_sensor
 from helios_pipeline.defs.live_candles import build_live_candles_check
 from helios_pipeline.defs.partitions import symbol_day_partitions
-from helios_pipeline.defs.quality import AlertsResource, build_quality_report_asset
+from helios_pipeline.defs.quality import build_quality_report_asset
 from helios_pipeline.defs.realtime import (
     RealtimeMarketDataResource,
     build_stream_health_sensor,
@@ -24,7 +29,12 @@ from helios_pipeline.defs.realtime import (
     build_ticker_snapshots_sensor,
     ticker_partitions,
 )
-from helios_pipeline.defs.resources import ExchangeResource, StorageResource
+from helios_pipeline.defs.resources import (
+    AlertsResource,
+    ExchangeResource,
+    ReferenceExchangeResource,
+    StorageResource,
+)
 from helios_pipeline.settings import Settings
 
 OHLCV_1M_JOB = "ohlcv_1m_job"
@@ -43,64 +53,59 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _quality_defs(settings),
         _cross_exchange_defs(settings, partitions),
         _realtime_defs(settings),
-        dg.Definitions(resources={
-            "exchange": ExchangeResource.from_config(settings.exchange_config()),
-            "storage": StorageResource.from_settings(settings),
-            "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
-            "realtime": RealtimeMarketDataResource(
-                redis_url=settings.redis_url, exchange=settings.exchange,
-                retention_minutes=settings.hot_retention_minutes,
-            ),
-            **_reference_resources(settings),
-        }),
+        dg.Definitions(resources=_resources(settings)),
     )
+
+
+def _resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
+    return {
+        "exchange": ExchangeResource.from_config(settings.exchange_config()),
+        "reference_exchange": ReferenceExchangeResource.from_config(
+            settings.reference_exchange_config()),
+        "storage": StorageResource(data_dir=str(settings.data_dir),
+                                   storage_format=settings.storage_format),
+        "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
+        "realtime": RealtimeMarketDataResource(
+            redis_url=settings.redis_url, exchange=settings.exchange,
+            retention_minutes=settings.hot_retention_minutes,
+        ),
+    }
 
 
 def _batch_defs(settings: Settings, partitions: dg.MultiPartitionsDefinition) -> dg.Definitions:
     """Candles from the exchange(s), their checks, the daily schedule and self-healing."""
     candles = build_candle_assets(partitions, settings.exchange, settings.validation)
-    reference = (
-        [build_reference_candles(partitions, settings.reference_exchange, settings.validation)]
-        if settings.reference_exchange else []
-    )
+    reference = build_reference_candles(partitions, settings.validation)
     freshness = build_freshness_check(settings.freshness_deadline_hour)
     hourly_check = dg.AssetSelection.checks(freshness)  # own schedule, not per partition
     job = dg.define_asset_job(
-        OHLCV_1M_JOB, selection=dg.AssetSelection.assets(candles, *reference) - hourly_check,
+        OHLCV_1M_JOB, selection=dg.AssetSelection.assets(candles, reference) - hourly_check,
         partitions_def=partitions,
     )
     freshness_job = dg.define_asset_job(FRESHNESS_JOB, selection=hourly_check)
     return dg.Definitions(
-        assets=[candles, *reference],
+        assets=[candles, reference],
         asset_checks=[freshness],
         jobs=[job, freshness_job],
-        schedules=[build_daily_schedule(job), build_freshness_schedule(freshness_job)],
-        sensors=[
-            build_symbols_sensor(settings.symbols),
-            build_self_healing_sensor(
-                job, settings.exchange, settings.data_dir, settings.alert_webhook_url
-            ),
-        ],
+        schedules=[build_daily_schedule(OHLCV_1M_JOB), build_freshness_schedule(FRESHNESS_JOB)],
+        sensors=[build_symbols_sensor(settings.symbols), build_self_healing_sensor(OHLCV_1M_JOB)],
     )
 
 
 def _quality_defs(settings: Settings) -> dg.Definitions:
     """The daily data-quality report and its schedule."""
-    report = build_quality_report_asset(settings.start_date, settings.reference_exchange)
+    report = build_quality_report_asset(settings.start_date)
     job = dg.define_asset_job(QUALITY_REPORT_JOB, selection=[report],
                               partitions_def=report.partitions_def)
-    return dg.Definitions(assets=[report], jobs=[job], schedules=[build_report_schedule(job)])
+    return dg.Definitions(assets=[report], jobs=[job],
+                          schedules=[build_report_schedule(QUALITY_REPORT_JOB)])
 
 
 def _cross_exchange_defs(
     settings: Settings, partitions: dg.MultiPartitionsDefinition
 ) -> dg.Definitions:
-    """The divergence view between the two venues, when a reference venue is configured."""
-    if settings.reference_exchange is None:
-        return dg.Definitions()
-    divergence = build_divergence_asset(
-        partitions, settings.reference_exchange, settings.validation.max_divergence
-    )
+    """The divergence view between the two venues (built once the reference candles exist)."""
+    divergence = build_divergence_asset(partitions, settings.validation.max_divergence)
     job = dg.define_asset_job(DIVERGENCE_JOB, selection=[divergence], partitions_def=partitions)
     return dg.Definitions(assets=[divergence], jobs=[job])
 
@@ -116,10 +121,5 @@ def _realtime_defs(settings: Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[snapshots], asset_checks=[live_candles], jobs=[job],
-        sensors=[build_ticker_snapshots_sensor(tickers, job), build_stream_health_sensor()],
+        sensors=[build_ticker_snapshots_sensor(tickers, TICKERS_JOB), build_stream_health_sensor()],
     )
-
-
-def _reference_resources(settings: Settings) -> dict[str, ExchangeResource]:
-    reference = settings.reference_exchange_config()
-    return {"reference_exchange": ExchangeResource.from_config(reference)} if reference else {}

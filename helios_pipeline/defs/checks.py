@@ -20,7 +20,7 @@ from helios_pipeline.batch.derived import (
     compare_with_exchange,
 )
 from helios_pipeline.defs.keys import OHLCV_1M, candle_key
-from helios_pipeline.defs.partitions import SYMBOLS, SymbolDay
+from helios_pipeline.defs.partitions import SymbolDay, registered_symbols
 from helios_pipeline.defs.resources import ExchangeResource
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.storage.candles import CandleStore
@@ -145,7 +145,7 @@ def build_freshness_check(deadline_hour: int) -> dg.AssetChecksDefinition:
     def ohlcv_1m_freshness_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         now = datetime.now(tz=UTC)
         yesterday = (now - timedelta(days=1)).date().isoformat()
-        symbols = context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols")
+        symbols = registered_symbols(context.instance)
         done = context.instance.get_materialized_partitions(OHLCV_1M)
         late = sorted(s for s in symbols if f"{yesterday}|{s}" not in done)
         overdue = now.hour >= deadline_hour

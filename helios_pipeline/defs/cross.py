@@ -1,12 +1,13 @@
 """Cross-exchange assets: the reference venue's 1m candles and where the two venues diverge.
 
-Built only when ``HELIOS_REFERENCE_EXCHANGE`` names a second venue. Its candles are stored under
-exchange-qualified folders (``okx.BTCUSDT``) in the same data root.
+The assets are always defined; the venue is configuration (``HELIOS_REFERENCE_EXCHANGE``, the
+``reference_exchange`` resource). Its candles are stored under exchange-qualified folders
+(``okx.BTCUSDT``) in the same data root. With no venue configured, ``reference_ohlcv_1m``
+stores nothing and says so, and the divergence view (which waits for it) is never built.
 """
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
@@ -18,69 +19,76 @@ from helios_pipeline.defs.assets import (
 from helios_pipeline.defs.checks import SHOWN, Outcome, check_result
 from helios_pipeline.defs.keys import OHLCV_1M
 from helios_pipeline.defs.partitions import SymbolDay
-from helios_pipeline.defs.resources import ExchangeResource, StorageResource
+from helios_pipeline.defs.resources import ReferenceExchangeResource, StorageResource
 from helios_pipeline.quality.divergence import DivergenceDay, compare_day
 from helios_pipeline.validation.rules import ValidationThresholds
 
 DIVERGENCE = dg.AssetKey("cross_exchange_divergence")
 DIVERGENCE_CHECK = dg.AssetCheckKey(DIVERGENCE, "cross_exchange_divergence_check")
-
-
-def reference_key(reference: str) -> dg.AssetKey:
-    """Asset key of the reference venue's 1m candles (``okx/ohlcv_1m``)."""
-    return dg.AssetKey([reference, "ohlcv_1m"])
+REFERENCE_OHLCV_1M = dg.AssetKey("reference_ohlcv_1m")
+NO_REFERENCE = ("No reference venue is configured (HELIOS_REFERENCE_EXCHANGE, e.g. okx, and "
+                "HELIOS_REFERENCE_EXCHANGE_URL for a simulated one)")
 
 
 def build_reference_candles(
-    partitions: dg.MultiPartitionsDefinition, reference: str, thresholds: ValidationThresholds
+    partitions: dg.MultiPartitionsDefinition, thresholds: ValidationThresholds
 ) -> dg.AssetsDefinition:
-    """``<reference>/ohlcv_1m``: the same symbols and days from the second venue."""
+    """``reference_ohlcv_1m``: the same symbols and days from the reference venue."""
 
     @dg.asset(
-        key=reference_key(reference), partitions_def=partitions, output_required=False,
+        key=REFERENCE_OHLCV_1M, partitions_def=partitions, output_required=False,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
-        pool=f"exchange_{reference}", group_name="market_data", kinds={"parquet"},
-        description=f"1-minute candles from {reference}, for cross-exchange comparison.",
+        pool="exchange_reference", group_name="market_data", kinds={"parquet"},
+        description="1-minute candles of the reference venue (HELIOS_REFERENCE_EXCHANGE), "
+                    "under exchange-qualified folders (okx.BTCUSDT), for cross-exchange checks.",
     )
-    def reference_candles(
-        context: dg.AssetExecutionContext, reference_exchange: ExchangeResource,
+    def reference_ohlcv_1m(
+        context: dg.AssetExecutionContext, reference_exchange: ReferenceExchangeResource,
         storage: StorageResource,
     ) -> Iterator[dg.AssetMaterialization]:
+        venue = reference_exchange.venue()
+        if venue is None:
+            context.log.warning(f"{NO_REFERENCE}: nothing to ingest.")
+            return
         wanted = [SymbolDay.from_key(partitions, k) for k in context.partition_keys]
-        reports = ingest_partitions(reference_exchange, storage, wanted, thresholds)
-        for report in asyncio.run(reports):
+        for report in asyncio.run(ingest_partitions(venue, storage, wanted, thresholds)):
             yield dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=SymbolDay(report.symbol, report.day).key,
-                metadata=partition_metadata(report),
+                asset_key=REFERENCE_OHLCV_1M, partition=SymbolDay(report.symbol, report.day).key,
+                metadata={**partition_metadata(report),
+                          "exchange": dg.MetadataValue.text(venue.exchange_id)},
             )
 
-    return reference_candles
+    return reference_ohlcv_1m
 
 
 def build_divergence_asset(
-    partitions: dg.MultiPartitionsDefinition, reference: str, threshold: float
+    partitions: dg.MultiPartitionsDefinition, threshold: float
 ) -> dg.AssetsDefinition:
     """``cross_exchange_divergence``: minutes where the venues' closes differ > ``threshold``."""
 
     @dg.asset(
         key=DIVERGENCE, partitions_def=partitions, output_required=False,
-        deps=[OHLCV_1M, reference_key(reference)], group_name="quality", kinds={"csv"},
+        deps=[OHLCV_1M, REFERENCE_OHLCV_1M], group_name="quality", kinds={"csv"},
         automation_condition=dg.AutomationCondition.eager(),
         check_specs=[dg.AssetCheckSpec(
             DIVERGENCE_CHECK.name, asset=DIVERGENCE, partitions_def=partitions,
             description=f"No minute where the closes differ by more than {threshold:.0%}.",
         )],
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
-        description=f"Arbitrage view: minutes where {reference} and the primary venue differ by "
-                    f"more than {threshold:.0%}, listed per symbol and day.",
+        description=f"Arbitrage view: minutes where the reference venue and the primary venue "
+                    f"differ by more than {threshold:.0%}, listed per symbol and day.",
     )
     def cross_exchange_divergence(
-        context: dg.AssetExecutionContext, storage: StorageResource
+        context: dg.AssetExecutionContext, reference_exchange: ReferenceExchangeResource,
+        storage: StorageResource,
     ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+        reference = reference_exchange.exchange_id
+        if reference is None:
+            raise dg.Failure(f"{NO_REFERENCE}: there is nothing to compare with.")
         outcomes: dict[str, Outcome] = {}
         for key in context.partition_keys:
             p = SymbolDay.from_key(partitions, key)
-            day = compare_day(Path(storage.data_dir), p.symbol, p.day, reference, threshold)
+            day = compare_day(storage.root, p.symbol, p.day, reference, threshold)
             metadata = _divergence_metadata(day)
             outcomes[key] = Outcome(day.above.empty, metadata)
             yield dg.AssetMaterialization(asset_key=DIVERGENCE, partition=p.key, metadata=metadata)

@@ -9,19 +9,14 @@ alert once and leaves the partition alone.
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from helios_pipeline.defs.partitions import SymbolDay
-from helios_pipeline.defs.quality import AlertsResource
+from helios_pipeline.defs.resources import AlertsResource, ExchangeResource, StorageResource
 from helios_pipeline.domain.timeframe import Timeframe
-from helios_pipeline.quality.alerts import Alert
+from helios_pipeline.quality.alerts import Alert, AlertManager
 from helios_pipeline.storage.metadata import MetadataStore
-from helios_pipeline.storage.paths import metadata_path
 
 MAX_TRIES = 3
 LOOKBACK_DAYS = 7
@@ -36,23 +31,23 @@ def gappy_partitions(catalog: MetadataStore, exchange_id: str, since: datetime) 
     return [SymbolDay(r.symbol, r.day) for r in records if r.missing_minutes > 0]
 
 
-def build_self_healing_sensor(
-    job: UnresolvedAssetJobDefinition, exchange_id: str, data_dir: Path, webhook_url: str | None
-) -> dg.SensorDefinition:
+def build_self_healing_sensor(job_name: str) -> dg.SensorDefinition:
     """Sensor that re-fetches gappy partitions up to ``MAX_TRIES`` times, then alerts."""
 
     @dg.sensor(
-        name="self_healing_sensor", job=job, minimum_interval_seconds=300,
+        name="self_healing_sensor", job_name=job_name, minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Re-fetches ohlcv_1m partitions of the last {LOOKBACK_DAYS} days that have "
                     f"gaps, at most {MAX_TRIES} times each; then alerts and stops.",
     )
-    def self_healing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def self_healing_sensor(
+        context: dg.SensorEvaluationContext, exchange: ExchangeResource,
+        storage: StorageResource, alerts: AlertsResource,
+    ) -> dg.SensorResult:
         tries: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
         since = datetime.now(tz=UTC) - timedelta(days=LOOKBACK_DAYS)
         requests, exhausted = [], []
-        for partition in gappy_partitions(MetadataStore(metadata_path(data_dir)), exchange_id,
-                                          since):
+        for partition in gappy_partitions(storage.metadata(), exchange.exchange_id, since):
             key = str(partition.key)
             done = tries.get(key, 0)
             if done == GAVE_UP:
@@ -65,14 +60,13 @@ def build_self_healing_sensor(
             requests.append(dg.RunRequest(run_key=f"{key}#try{done + 1}", partition_key=key,
                                           tags={"helios/self_heal_try": str(done + 1)}))
         if exhausted:
-            asyncio.run(_alert(webhook_url, exhausted))
+            asyncio.run(_alert(alerts.manager(), exhausted))
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(tries, sort_keys=True))
 
     return self_healing_sensor
 
 
-async def _alert(webhook_url: str | None, partitions: list[SymbolDay]) -> None:
-    manager = AlertsResource(webhook_url=webhook_url).manager()
+async def _alert(manager: AlertManager, partitions: list[SymbolDay]) -> None:
     await manager.send_all(
         Alert(
             severity="warning",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -9,9 +10,23 @@ import dagster as dg
 
 from helios_pipeline.domain.symbols import from_storage_id, to_storage_id
 
-SYMBOLS = dg.DynamicPartitionsDefinition(name="symbols")
+SYMBOLS_PARTITIONS = "symbols"
+SYMBOLS = dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITIONS)
 SYMBOL_DIM = "symbol"
 DAY_DIM = "day"
+
+
+def registered_symbols(instance: dg.DagsterInstance) -> list[str]:
+    """Storage ids (``BTCUSDT``) in the ``symbols`` dynamic partitions of ``instance``."""
+    return list(instance.get_dynamic_partitions(SYMBOLS_PARTITIONS))
+
+
+def register_symbols(instance: dg.DagsterInstance, symbols: Sequence[str]) -> None:
+    """Add unified symbols to the ``symbols`` dynamic partitions (known ones are skipped)."""
+    known = set(registered_symbols(instance))
+    new = [sid for sid in (to_storage_id(s) for s in symbols) if sid not in known]
+    if new:
+        instance.add_dynamic_partitions(SYMBOLS_PARTITIONS, new)
 
 
 def symbol_day_partitions(start_date: str) -> dg.MultiPartitionsDefinition:

@@ -10,19 +10,16 @@ check on each hour (``defs/live_candles``) reads the hour's live 1m candles thro
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-from helios_pipeline.defs.partitions import SYMBOL_DIM, SYMBOLS
+from helios_pipeline.defs.partitions import SYMBOL_DIM, SYMBOLS, registered_symbols
 from helios_pipeline.defs.resources import StorageResource
 from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.symbols import from_storage_id
 from helios_pipeline.domain.ticks import Tick, TickKind
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
+from helios_pipeline.settings import Settings
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
 
@@ -39,7 +36,7 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     exchange: str = "binance"
-    retention_minutes: int = 90
+    retention_minutes: int = Settings.hot_retention_minutes
 
     def store(self) -> HotStore:
         """A hot-store client (close it when done)."""
@@ -110,7 +107,7 @@ def build_ticker_snapshots(partitions: dg.MultiPartitionsDefinition) -> dg.Asset
         context: dg.AssetExecutionContext, realtime: RealtimeMarketDataResource,
         storage: StorageResource,
     ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult[None]]:
-        data_dir = Path(storage.data_dir)
+        data_dir = storage.root
         for key in context.partition_keys:
             symbol, hour = parse_ticker_key(partitions, key)
             ticks = _closed_hour_ticks(realtime, symbol, hour)
@@ -170,12 +167,12 @@ def closed_hours(now: datetime, retention: timedelta) -> list[datetime]:
 
 
 def build_ticker_snapshots_sensor(
-    partitions: dg.MultiPartitionsDefinition, job: UnresolvedAssetJobDefinition
+    partitions: dg.MultiPartitionsDefinition, job_name: str
 ) -> dg.SensorDefinition:
     """Launches ``ticker_snapshots`` for every symbol x hour that closed with ticks in Redis."""
 
     @dg.sensor(
-        name="ticker_snapshots_sensor", job=job, minimum_interval_seconds=60,
+        name="ticker_snapshots_sensor", job_name=job_name, minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="When an hour closes, flushes each symbol's streamed ticks to its hourly file.",
     )
@@ -183,7 +180,7 @@ def build_ticker_snapshots_sensor(
         context: dg.SensorEvaluationContext, realtime: RealtimeMarketDataResource
     ) -> dg.SensorResult:
         done = context.instance.get_materialized_partitions(TICKERS)
-        symbols = context.instance.get_dynamic_partitions(SYMBOLS.name or "symbols")
+        symbols = registered_symbols(context.instance)
         retention = timedelta(minutes=realtime.retention_minutes)
         requests = []
         for hour in closed_hours(datetime.now(tz=UTC), retention):

@@ -1,7 +1,12 @@
-"""Dagster resources wrapping the exchange client and the stores."""
+"""Dagster resources: the exchanges, the stores under the data root and where alerts go.
+
+Every asset, check, sensor and schedule gets these injected; none builds its own store or client
+from configuration it captured.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dagster as dg
@@ -9,10 +14,13 @@ import dagster as dg
 from helios_pipeline.domain.formats import StorageFormat
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.config import ExchangeConfig
-from helios_pipeline.settings import Settings
+from helios_pipeline.quality.alerts import AlertManager
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
+from helios_pipeline.storage.quarantine import QuarantineStore
+
+ALERTS_LOG = logging.getLogger("helios.quality")
 
 
 class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -45,22 +53,65 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                    qualifier=config.qualifier)
 
 
+class ReferenceExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The second venue cross-exchange checks compare with (``HELIOS_REFERENCE_EXCHANGE``).
+
+    ``exchange_id`` is ``None`` when no reference venue is configured: the reference assets
+    then store nothing and say so, and the quality report compares nothing.
+    """
+
+    exchange_id: str | None = None
+    base_url: str | None = None
+    max_in_flight: int = 50
+    timeout_s: float = 10.0
+
+    def venue(self) -> ExchangeResource | None:
+        """The reference venue as an exchange (its folders qualified by its id), or ``None``."""
+        if self.exchange_id is None:
+            return None
+        return ExchangeResource(exchange_id=self.exchange_id, base_url=self.base_url,
+                                max_in_flight=self.max_in_flight, timeout_s=self.timeout_s,
+                                qualifier=self.exchange_id)
+
+    @classmethod
+    def from_config(cls, config: ExchangeConfig | None) -> ReferenceExchangeResource:
+        """Configure from ``Settings.reference_exchange_config()`` (``None``: no venue)."""
+        if config is None:
+            return cls()
+        return cls(exchange_id=config.exchange_id, base_url=config.base_url,
+                   max_in_flight=config.max_in_flight, timeout_s=config.timeout_s)
+
+
 class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Warm candle files and the SQLite metadata catalog under one data root."""
+    """Warm candle files, quarantine and the SQLite metadata catalog under one data root."""
 
     data_dir: str = "local/data"
     storage_format: str = "parquet"
 
+    @property
+    def root(self) -> Path:
+        """The data root (``HELIOS_DATA_DIR``)."""
+        return Path(self.data_dir)
+
     def candles(self) -> CandleStore:
         """Candle partition files."""
         fmt: StorageFormat = "csv" if self.storage_format == "csv" else "parquet"
-        return CandleStore(Path(self.data_dir), fmt=fmt)
+        return CandleStore(self.root, fmt=fmt)
 
     def metadata(self) -> MetadataStore:
         """Markets, configs and the partition catalog."""
-        return MetadataStore(metadata_path(Path(self.data_dir)))
+        return MetadataStore(metadata_path(self.root))
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> StorageResource:
-        """Configure from ``HELIOS_*`` settings."""
-        return cls(data_dir=str(settings.data_dir), storage_format=settings.storage_format)
+    def quarantine(self) -> QuarantineStore:
+        """Rejected rows and why."""
+        return QuarantineStore(self.root)
+
+
+class AlertsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where quality alerts go: the log always, a webhook when configured."""
+
+    webhook_url: str | None = None
+
+    def manager(self) -> AlertManager:
+        """An alert manager for one run or sensor tick."""
+        return AlertManager(self.webhook_url, ALERTS_LOG)

@@ -14,10 +14,10 @@ import pandas as pd
 
 from helios_pipeline.domain.timeframe import Timeframe, day_start_ms, ms_to_datetime
 from helios_pipeline.quality.monitor import DataQualityMonitor, QualitySummary, SymbolData
-from helios_pipeline.quality.report import report_path, write_quality_report
+from helios_pipeline.quality.report import write_quality_report
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
-from helios_pipeline.storage.paths import metadata_path
+from helios_pipeline.storage.paths import metadata_path, quality_report_path
 from helios_pipeline.storage.quarantine import QuarantineStore
 
 
@@ -60,7 +60,7 @@ def assess_day(
     start = ms_to_datetime(day_start_ms(day))
     summary = DataQualityMonitor().assess(inputs, start, start + timedelta(days=1))
     frames = {item.symbol: item.candles for item in inputs}
-    path = write_quality_report(summary, frames, report_path(venue.data_dir, day))
+    path = write_quality_report(summary, frames, quality_report_path(venue.data_dir, day))
     return QualityReport(summary, path)
 
 

@@ -1,18 +1,17 @@
 """The data-quality report: one self-contained HTML file with inline SVG charts.
 
 :func:`write_quality_report` renders a :class:`~helios_pipeline.quality.monitor.QualitySummary`
-(plus the candle frames, for the price charts) and writes it atomically; :func:`report_path` is
-where the daily report lives (``system/data_quality_reports/data_quality_report_YYYYMMDD.html``
-under the data root). The file has no external references (no scripts, fonts or images to
-fetch), so it can be mailed, attached to a Dagster run or opened offline. Every piece of text
-is HTML-escaped: symbols and rule names come from outside.
+(plus the candle frames, for the price charts) and writes it atomically; the daily report lives at
+``storage.paths.quality_report_path`` (``system/data_quality_reports/...YYYYMMDD.html``). The
+file has no external references (no scripts, fonts or images to fetch), so it can be mailed,
+attached to a Dagster run or opened offline. Every piece of text is HTML-escaped: symbols and
+rule names come from outside.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
 from html import escape
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from helios_pipeline.quality.detectors import (
 )
 from helios_pipeline.quality.monitor import QualitySummary, Status, SymbolQuality
 from helios_pipeline.storage.atomic import write_atomic
-from helios_pipeline.storage.paths import quality_reports_root
 
 COLORS: dict[Status, str] = {"ok": "#1a7f37", "warn": "#b7791f", "fail": "#c53030"}
 _LINE, _GRID, _MUTED, _GAP, _SOFT = "#2b6cb0", "#e2e8f0", "#718096", "#fc8181", "#dd6b20"
@@ -60,11 +58,6 @@ footer{color:#718096;font-size:12px;margin-top:8px}
 """
 
 
-def report_path(data_dir: Path, day: date) -> Path:
-    """Where the report of ``day`` lives: ``.../data_quality_report_YYYYMMDD.html``."""
-    return quality_reports_root(data_dir) / f"data_quality_report_{day:%Y%m%d}.html"
-
-
 def write_quality_report(
     summary: QualitySummary, frames: Mapping[str, pd.DataFrame], path: Path
 ) -> Path:
@@ -74,7 +67,7 @@ def write_quality_report(
         summary: The monitor's result for the period.
         frames: Candle frames by ``exchange:symbol`` or symbol, for the price charts; a symbol
             without a frame gets a note instead of a chart.
-        path: Destination, usually :func:`report_path`.
+        path: Destination, usually ``storage.paths.quality_report_path``.
 
     Returns:
         ``path``.

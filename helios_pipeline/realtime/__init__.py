@@ -8,7 +8,9 @@ Modules:
     convert: ccxt parsed trades and tickers -> exact ticks.
     queue: ``TickQueue``, the bounded queue between the feeds and the writer (shedding policy).
     pipeline: ``TickPipeline``, scalar validation, quarantine and the durable writer.
-    health: counters and the health snapshot published to Redis.
+    health: the service's counters and its one-line status (published by ``storage.hot``).
     candles: ``LiveCandleBuilder``, trades -> 1m candles closed on the minute boundary.
-    hot_candles: live candles in the hot tier (Redis), for reconciliation with ``ohlcv_1m``.
+    live: ``LiveCandles``, the service's builders and their writer to the hot tier.
+    reconcile: live 1m candles compared with the exchange's REST candles.
+    shards: ``helios stream --shards N``: symbols split over processes, old logs replayed.
 """

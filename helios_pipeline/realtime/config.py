@@ -13,7 +13,6 @@ from helios_pipeline.storage.paths import wal_dir
 from helios_pipeline.validation.rules import ValidationThresholds
 
 DEFAULT_KINDS: tuple[TickKind, ...] = ("trade", "book", "ticker")
-DEFAULT_RETENTION_MINUTES = 90
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class StreamConfig:
     trade_headroom: int | None = None
     batch_max: int = 5_000
     thresholds: ValidationThresholds = field(default_factory=ValidationThresholds)
-    hot_retention_ms: int = DEFAULT_RETENTION_MINUTES * 60_000
+    hot_retention_ms: int = Settings.hot_retention_minutes * 60_000
     symbols_per_connection: int = 200
     stall_timeout_s: float | None = 10.0
     backoff_base_s: float = 0.1
@@ -124,11 +123,11 @@ class StreamConfig:
             symbols: Symbols to stream.
             **overrides: Any other :class:`StreamConfig` field.
         """
-        retention = int(getattr(settings, "hot_retention_minutes", DEFAULT_RETENTION_MINUTES))
         base = cls(
             symbols=tuple(symbols), exchange=settings.exchange, base_url=settings.exchange_url,
             data_dir=settings.data_dir, redis_url=settings.redis_url,
-            thresholds=settings.validation, hot_retention_ms=retention * 60_000,
+            thresholds=settings.validation,
+            hot_retention_ms=settings.hot_retention_minutes * 60_000,
             kinds=settings.stream_kinds, queue_size=settings.stream_queue_size,
             stall_timeout_s=settings.stream_stall_timeout_s,
         )

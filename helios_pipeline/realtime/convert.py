@@ -1,4 +1,4 @@
-"""ccxt.pro parsed items -> :class:`~helios_pipeline.storage.hot.codec.Tick`, exactly as sent.
+"""ccxt.pro parsed items -> :class:`~helios_pipeline.domain.ticks.Tick`, exactly as sent.
 
 Symbol and times come from ccxt's parsed trade or ticker. Money comes from the raw frame
 (``info``) where its layout is known (Binance spot streams), after checking the raw fields have

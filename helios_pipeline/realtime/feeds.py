@@ -6,7 +6,7 @@ symbols (one websocket connection): ``watch_trades_for_symbols``, ``watch_bids_a
 subclass made by :func:`streaming_class` that adds four things to ccxt:
 
 * **Capture at parse time.** ``parse_ws_trade`` / ``parse_ws_ticker`` hand every parsed item to
-  the feed, which turns it into a :class:`~helios_pipeline.storage.hot.codec.Tick` stamped with
+  the feed, which turns it into a :class:`~helios_pipeline.domain.ticks.Tick` stamped with
   ``received_ts_us = time.time_ns() // 1000`` and gives it to the sink. ccxt's ``watch_*``
   return values only carry the symbol whose message woke the caller, so reading them would
   delay the others; this way every item is seen once, as soon as it is parsed, and the watch

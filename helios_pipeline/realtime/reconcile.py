@@ -1,10 +1,10 @@
 """Live 1m candles reconciled with the exchange's REST 1m candles, minute by minute, exactly.
 
 The stream service builds 1m candles from websocket trades (:mod:`.candles`) and keeps them in
-Redis for a while (:mod:`.hot_candles`); the batch side ingests the same minutes from the REST API
-into ``ohlcv_1m``. :func:`reconcile_candles` compares the two for one window (an hour) and says
-where they differ; :func:`reconcile_hour` fetches the REST side first, through the same
-:meth:`ExchangeClient.fetch_ohlcv` call ``ohlcv_1m`` ingestion makes.
+Redis for a while (``storage.hot.live_candles``); the batch side ingests the same minutes from
+the REST API into ``ohlcv_1m``. :func:`reconcile_candles` compares the two for one window (an
+hour) and says where they differ; :func:`reconcile_hour` fetches the REST side first, through
+the same :meth:`ExchangeClient.fetch_ohlcv` call ``ohlcv_1m`` ingestion makes.
 
 Rules, per minute of the window:
 

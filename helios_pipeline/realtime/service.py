@@ -8,11 +8,11 @@ Data path (one asyncio event loop, one worker thread for blocking writes)::
            TickValidator per (symbol, kind) -> valid: DurableTickWriter (ack = fsynced in the
            WAL; its pusher thread moves them into Redis exactly once, surviving Redis outages)
                                             -> invalid: live quarantine (rules + values)
-      -> acknowledged trades -> LiveCandleBuilder per symbol -> Redis (realtime.hot_candles)
+      -> acknowledged trades -> LiveCandles, a builder per symbol -> Redis (storage.hot)
 
 Background loops: the watchdog (every 0.5 s: feeds silent for ``stall_timeout_s`` are forced to
 reconnect), candles (every ``candle_check_s``: minutes whose end the clock passed close), health
-(every ``health_interval_s``: :meth:`StreamService.health` to ``realtime.health.health_key``).
+(every ``health_interval_s``: :meth:`StreamService.health` to ``storage.hot.health``).
 
 The candle clock is the wall clock held back to the receive time of the oldest trade not yet
 written, so a minute closes only once every trade received before its end was applied.
@@ -37,13 +37,12 @@ from typing import Any
 
 import ccxt
 
-from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.ticks import Tick
-from helios_pipeline.realtime.candles import LiveCandleBuilder
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.feeds import Feed, make_exchange
 from helios_pipeline.realtime.health import StreamStats
+from helios_pipeline.realtime.live import LiveCandles
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
 from helios_pipeline.storage.hot.health import HealthPublisher
@@ -80,8 +79,7 @@ class StreamService:
         self.queue = TickQueue(config.queue_size, config.trade_headroom, on_shed=self._on_shed)
         self.pipeline = TickPipeline(config, self.source)
         self.feeds: list[Feed] = []
-        self.builders: dict[str, LiveCandleBuilder] = {}
-        self.candle_writer: HotCandleWriter | None = None
+        self.candles: LiveCandles | None = None
         self.publisher = HealthPublisher(
             config.redis_url, health_key(config.exchange, config.shard_suffix),
             ttl_s=max(30.0, 10 * config.health_interval_s))
@@ -90,8 +88,6 @@ class StreamService:
         self.replayed = 0
         self.write_failures = 0
         self.write_failed_ticks = 0
-        self.candles_closed = 0
-        self.candles_amended = 0
         self.loop_errors = 0
         self._malformed: list[QuarantineRecord] = []
         self._malformed_dropped = 0
@@ -122,12 +118,10 @@ class StreamService:
         now = self._now_ms()
         self.started_at_ms = now
         if self.config.candles:
-            self.candle_writer = HotCandleWriter(self.config.redis_url, self.config.exchange,
-                                                 self.config.hot_retention_ms)
-            self.builders = {s: LiveCandleBuilder(s, self.config.late_tolerance_ms)
-                             for s in self.config.symbols}
-            for builder in self.builders.values():  # complete only once the trade feed delivers
-                builder.outage_began(now)
+            writer = HotCandleWriter(self.config.redis_url, self.config.exchange,
+                                     self.config.hot_retention_ms)
+            self.candles = LiveCandles(self.config.symbols, writer,
+                                       self.config.late_tolerance_ms, now)
         self._build_feeds(markets)
         self._feed_tasks = [asyncio.create_task(f.run(), name=f"feed-{f.name}")
                             for f in self.feeds]
@@ -221,17 +215,15 @@ class StreamService:
         if self._tasks:  # let the writer drain the queue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._writer_done.wait(), timeout_s)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_tasks(timeout_s)
         await self._flush_candles()
         caught_up = await asyncio.to_thread(self.pipeline.close, timeout_s)
         self.status = "stopped"
         if self.started_at_ms is not None:  # a service that never started owns no health
             await self.publisher.publish(self.health())
         await self.publisher.aclose()
-        if self.candle_writer is not None:
-            await self.candle_writer.aclose()
+        if self.candles is not None:
+            await self.candles.writer.aclose()
         log.info("Stream service stopped; Redis %s.", "caught up" if caught_up else
                  "lags: the rest stays in the WAL and is replayed on the next start")
         return caught_up
@@ -289,21 +281,17 @@ class StreamService:
 
     def on_lost(self, feed: Feed, now_ms: int) -> None:
         """A feed lost its connection: candles of the outage may miss trades."""
-        if feed.kind == "trade":
-            for symbol in feed.symbols:
-                if symbol in self.builders:
-                    self.builders[symbol].outage_began(now_ms)
+        if feed.kind == "trade" and self.candles is not None:
+            self.candles.outage(feed.symbols, now_ms, began=True)
 
     def on_recovered(self, feed: Feed, down_since_ms: int, now_ms: int) -> None:
         """A feed delivers (again): trades may be missing only up to now."""
-        if feed.kind == "trade":
-            for symbol in feed.symbols:
-                if symbol in self.builders:
-                    self.builders[symbol].outage_ended(now_ms)
+        if feed.kind == "trade" and self.candles is not None:
+            self.candles.outage(feed.symbols, now_ms, began=False)
 
     def _on_shed(self, tick: Tick) -> None:
-        if tick.kind == "trade" and tick.symbol in self.builders:
-            self.builders[tick.symbol].mark_missing(tick.exchange_ts_ms)
+        if self.candles is not None:
+            self.candles.lost(tick)
 
     # ------------------------------------------------------------------ loops
 
@@ -326,8 +314,8 @@ class StreamService:
                 if ack is None:  # lost: the candles of these trades' minutes are incomplete
                     for tick in batch:
                         self._on_shed(tick)
-                else:
-                    self._guarded("candles", self._apply_candles, ack)
+                elif self.candles is not None:
+                    self._guarded("candles", self.candles.apply, ack.submitted)
         finally:
             self._writer_done.set()
 
@@ -354,25 +342,6 @@ class StreamService:
             return None
         return ack
 
-    def _apply_candles(self, ack: Ack) -> None:
-        if not self.builders:
-            return
-        emitted: list[LiveCandle] = []
-        for tick in ack.submitted:
-            if tick.kind != "trade" or tick.price is None or tick.qty is None:
-                continue
-            builder = self.builders.get(tick.symbol)
-            if builder is not None:
-                emitted += builder.add(tick.exchange_ts_ms, tick.price, tick.qty,
-                                       tick.received_ts_us // 1000)
-        self._emit_candles(emitted)
-
-    def _emit_candles(self, candles: list[LiveCandle]) -> None:
-        if candles and self.candle_writer is not None:
-            self.candles_closed += sum(1 for c in candles if not c.amended)
-            self.candles_amended += sum(1 for c in candles if c.amended)
-            self.candle_writer.add(candles)
-
     def candle_clock_ms(self) -> int:
         """Wall clock held back to the oldest trade received but not yet written."""
         oldest = [us for us in (self.queue.oldest_trade_received_us(), self._inflight_oldest_us)
@@ -380,45 +349,63 @@ class StreamService:
         now = self._now_ms()
         return min(now, min(oldest) // 1000) if oldest else now
 
+    async def _end_tasks(self, timeout_s: float) -> None:
+        """Cancel the background loops and wait for them, giving up after ``timeout_s``.
+
+        The loops also end by themselves once a stop is requested (:meth:`_pause`): a client
+        library that swallows the cancellation (seen once in a Redis call) cannot keep one alive.
+        """
+        for task in self._tasks:
+            task.cancel()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        if pending:
+            stacks = io.StringIO()
+            for task in pending:
+                task.print_stack(file=stacks)
+            log.warning("%d background task(s) did not end within %.0f s of the stop; going on "
+                        "without them:\n%s", len(pending), timeout_s, stacks.getvalue())
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when a stop is requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
+
     async def _candle_loop(self) -> None:
         last_flush = 0.0
-        while True:
-            await asyncio.sleep(self.config.candle_check_s)
-            emitted: list[LiveCandle] = []
-            self._guarded("close candles", self._close_due, emitted)
-            if time.monotonic() - last_flush >= 1.0 or emitted:
+        candles = self.candles
+        while candles is not None and not self._stop_requested.is_set():
+            await self._pause(self.config.candle_check_s)
+            before = candles.closed + candles.amended
+            self._guarded("close candles", lambda: candles.close_due(self.candle_clock_ms()))
+            if time.monotonic() - last_flush >= 1.0 or candles.closed + candles.amended > before:
                 last_flush = time.monotonic()
                 await self._flush_candles()
 
-    def _close_due(self, emitted: list[LiveCandle]) -> None:
-        clock = self.candle_clock_ms()
-        for builder in self.builders.values():
-            emitted += builder.close_due(clock)
-        self._emit_candles(emitted)
-
     async def _flush_candles(self) -> None:
-        if self.candle_writer is not None:
+        if self.candles is not None:
             try:
-                await self.candle_writer.flush()
+                await self.candles.flush()
             except Exception:  # Redis errors are handled inside; anything else is a bug
                 self.loop_errors += 1
                 log.exception("Flushing live candles failed; keeping them for the next flush.")
 
     async def _watchdog_loop(self) -> None:
-        while True:
-            await asyncio.sleep(_WATCHDOG_S)
+        while not self._stop_requested.is_set():
+            await self._pause(_WATCHDOG_S)
             for feed in self.feeds:
                 self._guarded(f"watchdog {feed.name}", feed.check_stall)
 
     async def _health_loop(self) -> None:
-        while True:
+        while not self._stop_requested.is_set():
             self._update_rate()
             try:
                 await self.publisher.publish(self.health())
             except Exception:  # Redis errors are handled inside; anything else is a bug
                 self.loop_errors += 1
                 log.exception("Publishing health failed; trying again next interval.")
-            await asyncio.sleep(self.config.health_interval_s)
+            await self._pause(self.config.health_interval_s)
 
     # ------------------------------------------------------------------ health
 
@@ -444,13 +431,19 @@ class StreamService:
             "reconnects": sum(f.status.reconnects for f in self.feeds),
             "stalls": sum(f.status.stalls for f in self.feeds),
             "last_message_at": stats.last_message_ms, "replayed": self.replayed,
-            "late_trades": sum(b.late_trades for b in self.builders.values()),
-            "candles_closed": self.candles_closed, "candles_amended": self.candles_amended,
-            "candles_pending": 0 if self.candle_writer is None else self.candle_writer.pending,
+            **self._candle_health(),
             "quarantine_errors": pipeline["quarantine_errors"], "loop_errors": self.loop_errors,
             "writer": pipeline["writer"], "feeds": self._feed_health(),
             "symbols": self._symbol_health(now),
         }
+
+    def _candle_health(self) -> dict[str, object]:
+        candles = self.candles
+        if candles is None:
+            return {"late_trades": 0, "candles_closed": 0, "candles_amended": 0,
+                    "candles_pending": 0}
+        return {"late_trades": candles.late_trades(), "candles_closed": candles.closed,
+                "candles_amended": candles.amended, "candles_pending": candles.writer.pending}
 
     def _malformed_unfiled(self) -> int:
         """Malformed frames counted as quarantined before (or without) reaching the file."""
@@ -474,14 +467,13 @@ class StreamService:
         quarantined = self.pipeline.quarantined_by_symbol
         out: dict[str, object] = {}
         for symbol, stats in self.stats.symbols.items():
-            builder = self.builders.get(symbol)
             ts = stats.last_exchange_ts_ms
             out[symbol] = {
                 "last_seen_ms": stats.last_seen_ms, "lag_ms": None if ts is None else now - ts,
                 "ticks": stats.ticks, "malformed": stats.malformed,
                 "shed": dict(self.queue.shed.get(symbol, {})),
                 "quarantined": quarantined.get(symbol, 0),
-                "late_trades": 0 if builder is None else builder.late_trades,
+                "late_trades": 0 if self.candles is None else self.candles.late_trades(symbol),
             }
         return out
 

@@ -1,17 +1,18 @@
-"""Simulated Binance spot exchange: a local HTTP server the real ccxt client can talk to.
+"""The simulated venues: local servers that speak Binance's and OKX's real wire formats.
 
-Modules: ``market`` (seeded and replayed candle sources), ``feed`` (kline windows, intervals,
-the still-open candle), ``trades`` (synthetic trades consistent with the
-candles), ``quotes`` (tickers and books), ``faults`` (fault-injection spec), ``limits``
-(request weights and the per-minute budget), ``params`` (query checks and Binance errors),
-``api`` (the aiohttp app) and ``server`` (``SimExchangeServer``, ``serve_forever``).
+A program of its own (it imports only ``domain``): the real ccxt and ccxt.pro clients talk to it
+over HTTP and websockets, so tests, the demo and benchmarks exercise the real client code
+offline.
 
-A second venue, OKX v5 spot REST over the same market (``SimExchangeServer(venue="okx")``):
-``okx`` (the aiohttp app), ``okx_venue`` (instruments, venue basis, candles), ``okx_quotes``
-(tickers, books, trades) and ``okx_params`` (query checks, OKX error codes, rate limits).
-
-Binance market streams on the same port (``/ws``, ``/stream``): ``ws`` (endpoints, routes),
-``ws_hub`` (connections, fan-out, faults), ``ws_driver`` (one symbol's streams), ``ws_plan``
-(the trades of a minute), ``ws_payloads`` (stream names, events), ``ws_protocol`` (control
-frames), ``ws_conn`` (a client, ``WsConfig``) and ``ws_faults`` (websocket fault kinds).
+Modules and sub-packages:
+    server: ``SimExchangeServer`` (background thread) and ``serve_forever`` (foreground).
+    faults: the fault-injection spec grammar, its parser and runtime state.
+    admin: the ``/_sim/*`` endpoints every venue shares (faults, stats, reset).
+    wire: 8-place decimals, JSON and stable seeds.
+    market/: the simulated market both venues share: seeded and replayed 1m sources, kline
+        blocks, the feed (intervals, the still-open candle), synthetic trades, symbol rules.
+    binance/: Binance spot REST (the app, query checks, request weights and budget, quotes).
+    okx/: OKX v5 public REST over the same market (a venue basis, its own ticks and lots).
+    ws/: Binance market streams (``/ws``, ``/stream``): connections, fan-out, per-symbol
+        drivers, payloads, control frames and websocket faults.
 """

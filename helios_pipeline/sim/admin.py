@@ -48,12 +48,18 @@ class VenueBookkeeping:
         self.faults.fired.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Request counts per path and status, faults fired, the active spec."""
+        """Request counts per path and status, request faults fired, data faults, the spec.
+
+        ``faults_fired`` counts request faults (429, 5xx, ...) per kind, each time one answered
+        a request; ``data_faults`` lists the data faults of the spec once each (they change
+        every response that covers their minutes).
+        """
         return {
             "requests": dict(self.requests),
             "total_requests": sum(self.requests.values()),
             "statuses": {str(k): v for k, v in self.statuses.items()},
             "faults_fired": dict(self.faults.fired),
+            "data_faults": [fault.text for fault in self.faults.spec.data_faults],
             "faults": self.faults.spec.text,
         }
 

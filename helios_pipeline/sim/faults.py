@@ -16,7 +16,7 @@ the 1m klines in its window by ``factor`` on the venue whose spec holds it (used
 simulator to test the cross-exchange check).
 
 Websocket faults (``ws_disconnect``, ``ws_stall``, ``ws_burst``, ``ws_malformed``,
-``ws_refuse``) act on the streams only; their keys and behaviour are in ``ws_faults``.
+``ws_refuse``) act on the streams only; their keys and behaviour are in ``ws.faults``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The simulated exchange server: run it in a background thread or in the foreground.
 
-``SimExchangeServer`` serves the aiohttp app of ``api`` (Binance, the default venue) or of
-``okx`` (``venue="okx"``) on its own event loop in a background thread (tests, the demo);
+``SimExchangeServer`` serves the aiohttp app of ``binance.app`` (the default venue) or of
+``okx.app`` (``venue="okx"``) on its own event loop in a background thread (tests, the demo);
 ``serve_forever`` blocks (``helios sim-exchange``) until SIGINT or SIGTERM. ``SimExchange`` and
 ``build_app`` are re-exported for callers that host the app.
 

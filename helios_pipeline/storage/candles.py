@@ -114,8 +114,8 @@ class CandleStore:
             in both (a CSV mirror), the configured format is read.
     """
 
-    def __init__(self, data_dir: Path, fmt: StorageFormat = "parquet") -> None:
-        self._data_dir = data_dir
+    def __init__(self, data_dir: Path | str, fmt: StorageFormat = "parquet") -> None:
+        self._data_dir = Path(data_dir)
         if fmt not in FILE_FORMATS:
             raise ValueError(f"Unknown storage format {fmt!r}; expected 'parquet' or 'csv'.")
         self._fmt: StorageFormat = fmt

@@ -187,8 +187,8 @@ class MetadataStore:
         MetadataError: The database was written by a newer schema version.
     """
 
-    def __init__(self, path: Path, clock: Callable[[], datetime] = _utc_now) -> None:
-        self._path = path
+    def __init__(self, path: Path | str, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._path = path = Path(path)
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:

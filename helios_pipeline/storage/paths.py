@@ -140,6 +140,11 @@ def quality_reports_root(data_dir: Path) -> Path:
     return data_dir / SYSTEM / DATA_QUALITY_REPORTS
 
 
+def quality_report_path(data_dir: Path, day: date) -> Path:
+    """The data-quality report of ``day``: ``.../data_quality_report_YYYYMMDD.html``."""
+    return quality_reports_root(data_dir) / f"data_quality_report_{day:%Y%m%d}.html"
+
+
 def _extension(fmt: StorageFormat) -> str:
     if fmt not in FILE_FORMATS:
         raise ValueError(f"Unknown storage format {fmt!r}; expected 'parquet' or 'csv'.")
@@ -175,7 +180,7 @@ def quarantine_live_path(
 
 
 def wal_dir(data_dir: Path, name: str = "hot") -> Path:
-    """Write-ahead log of a realtime writer (``storage.wal``), ``system/wal/hot``."""
+    """Write-ahead log of a realtime writer (``storage.hot.wal``), ``system/wal/hot``."""
     return data_dir / SYSTEM / "wal" / name
 
 

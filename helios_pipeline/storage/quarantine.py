@@ -42,8 +42,8 @@ class QuarantineStore:
         data_dir: Data root (``Settings.data_dir``).
     """
 
-    def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
+    def __init__(self, data_dir: Path | str) -> None:
+        self._data_dir = Path(data_dir)
 
     def path(
         self, symbol: str, timeframe: Timeframe, day: date, exchange: str | None = None

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from helios_pipeline.defs.backfill import run_backfill, run_followups
-from helios_pipeline.defs.cross import DIVERGENCE, DIVERGENCE_CHECK
+from helios_pipeline.defs.cross import DIVERGENCE, DIVERGENCE_CHECK, REFERENCE_OHLCV_1M
 from helios_pipeline.settings import Settings
 from helios_pipeline.sim.server import SimExchangeServer
 
@@ -33,7 +33,7 @@ def test_divergence_is_listed_and_fails_its_check(
     settings = replace(settings, reference_exchange="okx", reference_exchange_url=okx.base_url)
     with dg.instance_for_test() as instance:
         assert run_backfill(["BTC/USDT", "ETH/USDT"], DAY, DAY, instance, settings).success
-        okx_done = instance.get_materialized_partitions(dg.AssetKey(["okx", "ohlcv_1m"]))
+        okx_done = instance.get_materialized_partitions(REFERENCE_OHLCV_1M)
         assert okx_done == {f"{DAY}|BTCUSDT", f"{DAY}|ETHUSDT"}
         followups = run_followups(["BTC/USDT", "ETH/USDT"], DAY, DAY, instance, settings)
         assert followups.success, followups.failures

@@ -9,6 +9,7 @@ import dagster as dg
 
 from helios_pipeline.defs.backfill import run_backfill
 from helios_pipeline.defs.build import QUALITY_REPORT_JOB, build_defs
+from helios_pipeline.defs.cross import REFERENCE_OHLCV_1M
 from helios_pipeline.settings import Settings
 from helios_pipeline.sim.server import SimExchangeServer
 
@@ -19,7 +20,10 @@ def test_report_counts_the_day_gap_and_lineage(sim: SimExchangeServer, settings:
     sim.set_faults("missing:symbol=ETHUSDT,start=2024-06-03T10:00,minutes=30")
     defs = build_defs(settings)
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey("data_quality_report")).parent_keys == {dg.AssetKey("ohlcv_1m")}
+    # The graph does not depend on configuration: the reference venue's candles are always an
+    # input, read when HELIOS_REFERENCE_EXCHANGE names one (this settings object does not).
+    assert graph.get(dg.AssetKey("data_quality_report")).parent_keys == {
+        dg.AssetKey("ohlcv_1m"), REFERENCE_OHLCV_1M}
     with dg.instance_for_test() as instance:
         assert run_backfill(["BTC/USDT", "ETH/USDT"], DAY, DAY, instance, settings).success
         result = defs.resolve_job_def(QUALITY_REPORT_JOB).execute_in_process(

@@ -23,9 +23,9 @@ DAY = (datetime.now(tz=UTC) - timedelta(days=2)).date()
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
          ) -> tuple[list[dg.RunRequest], str | None]:
     sensor = defs.resolve_sensor_def("self_healing_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      repository_def=defs.get_repository_def())
-    result = sensor(context)  # direct invocation: what the sensor function returns
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources,
+                                 repository_def=defs.get_repository_def()) as context:
+        result = sensor(context)  # direct invocation: what the sensor function returns
     assert isinstance(result, dg.SensorResult)
     return list(result.run_requests or []), result.cursor
 

@@ -51,5 +51,13 @@ def test_demo_command_leaves_daily_files_and_catalog_rows(tmp_path: Path) -> Non
     reports = data / "system" / "data_quality_reports"
     report = reports / f"data_quality_report_{yesterday:%Y%m%d}.html"
     html = report.read_text()
+    # Piped output keeps whole lines (no wrapping at 80 columns): paths and specs stay copyable.
+    lines = done.stdout.splitlines()
+    assert f"Report:   {report.resolve()}" in lines
+    assert any(line.startswith("   Binance injects: http429:count=1") and
+               line.endswith(f"missing:symbol=ETHUSDT,start={yesterday}T15:00,minutes=30")
+               for line in lines)
+    # Request faults are counted per request; each data fault is named once.
+    assert "  Request faults, absorbed by retries: http429 x1, http5xx x2" in lines
     for caught in ("price_jump", "ohlc_inconsistent", "30 min", "okx"):
         assert caught in html, caught

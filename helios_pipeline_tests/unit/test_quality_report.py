@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from helios_pipeline.quality.monitor import DataQualityMonitor, QualitySummary, SymbolData
-from helios_pipeline.quality.report import render_quality_report, report_path, write_quality_report
+from helios_pipeline.quality.report import render_quality_report, write_quality_report
+from helios_pipeline.storage.paths import quality_report_path
 from helios_pipeline_tests.unit.test_quality_monitor import (
     END,
     QUARANTINED,
@@ -46,13 +47,13 @@ def report() -> str:
 
 
 def test_report_path_uses_the_storage_layout(tmp_path: Path) -> None:
-    assert report_path(tmp_path, date(2024, 1, 2)) == (
+    assert quality_report_path(tmp_path, date(2024, 1, 2)) == (
         tmp_path / "system" / "data_quality_reports" / "data_quality_report_20240102.html")
 
 
 def test_written_atomically_and_replaced(tmp_path: Path) -> None:
     summary, frames = summary_and_frames()
-    path = report_path(tmp_path / "data", date(2024, 1, 2))
+    path = quality_report_path(tmp_path / "data", date(2024, 1, 2))
     assert write_quality_report(summary, {}, path) == path
     first = path.read_text(encoding="utf-8")
     assert write_quality_report(summary, frames, path) == path

@@ -6,10 +6,10 @@ and ``/api/v5/market/history-candles`` (all history, ``limit`` up to 100), ``tic
 ``tickers``, ``trades`` and ``books``. Candle rows are newest first; ``after`` returns bars
 older than a timestamp and ``before`` bars newer than one, both exclusive, and the newest bars
 of that window come first (so ``before`` alone gives the latest bars, as on OKX). Answers use
-OKX's envelope ``{"code": "0", "msg": "", "data": [...]}``; see ``okx_params`` for errors and
+OKX's envelope ``{"code": "0", "msg": "", "data": [...]}``; see ``okx.params`` for errors and
 rate limits (HTTP 429, code ``50011``).
 
-Prices come from the same simulated market as the Binance simulator (see ``okx_venue``). The
+Prices come from the same simulated market as the Binance simulator (see ``okx.venue``). The
 fault spec is the Binance simulator's (``faults``), with the same admin endpoints
 (``/_sim/faults``, ``/_sim/stats``, ``/_sim/reset``); ``http429`` answers OKX's ``50011`` with a
 ``Retry-After`` header, and the ``divergence`` data fault (prices times a factor in a window)

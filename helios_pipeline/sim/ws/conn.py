@@ -28,7 +28,7 @@ class WsConfig:
     Attributes:
         trades_per_second: Trade rate of every symbol; None sends each symbol's own market
             trades (the fills behind its REST klines: 0.1 to 50 per second, about 1 for a
-            typical pair and 35 for BTCUSDT). See ``ws_plan`` for what each mode guarantees.
+            typical pair and 35 for BTCUSDT). See ``plan`` for what each mode guarantees.
         symbol_trades_per_second: Per-symbol rates (``BTCUSDT`` or ``BTC/USDT``) that override
             ``trades_per_second``.
         ping_interval_s: The server pings each connection this often.

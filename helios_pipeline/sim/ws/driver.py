@@ -1,7 +1,7 @@
 """The task that makes one symbol's market streams: trades as they happen, klines and tickers.
 
 A :class:`SymbolDriver` runs while any client holds a stream of its symbol. It walks the
-symbol's minutes (``ws_plan``) on the market clock and sends each trade when its time comes:
+symbol's minutes (``plan``) on the market clock and sends each trade when its time comes:
 ``T`` is the trade's time on that clock (equal to REST's), ``E`` the wall-clock time the event
 was handed to the connections. ``@kline_1m`` is built from the trades already sent (every
 ``kline_push_s``, then a final ``x=true`` event when the minute closes); longer kline

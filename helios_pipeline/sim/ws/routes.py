@@ -9,8 +9,8 @@ Endpoints (``ws://127.0.0.1:PORT``):
 * ``?timeUnit=MICROSECOND`` on either: every time field in microseconds, ``E`` included.
 
 Live control frames (``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``,
-``SET_PROPERTY``/``GET_PROPERTY combined``) and their error replies are in ``ws_protocol``;
-streams and payloads in ``ws_payloads``; how the trades relate to REST klines in ``ws_plan``.
+``SET_PROPERTY``/``GET_PROPERTY combined``) and their error replies are in ``protocol``;
+streams and payloads in ``payloads``; how the trades relate to REST klines in ``plan``.
 The server pings every ``WsConfig.ping_interval_s`` (20 s), drops a client silent for
 ``pong_timeout_s`` (60 s) and closes every connection after ``max_lifetime_s`` (24 h).
 
@@ -20,7 +20,7 @@ Binance) is the wall-clock time in ms at which the simulator handed it to the co
 ``receive_time - E`` is the end-to-end latency. ``/_sim/stats`` reports ``ws.last_send_us``.
 
 Faults (``ws_disconnect``, ``ws_stall``, ``ws_burst``, ``ws_malformed``, ``ws_refuse``) are
-part of the exchange's fault spec; see ``ws_faults``. Counters are under ``ws`` in
+part of the exchange's fault spec; see ``faults``. Counters are under ``ws`` in
 ``/_sim/stats``.
 """
 

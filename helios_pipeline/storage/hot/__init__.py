@@ -1,1 +1,14 @@
-"""TODO."""
+"""HOT tier: the last hour of validated ticks in Redis, with no acknowledged tick ever lost.
+
+Modules:
+    keys: every Redis key the tier uses.
+    client: the one factory for Redis connections (bounded timeouts).
+    codec: the tick wire encoding shared by the log and Redis.
+    store: ``HotStore``, streams and hashes written by one atomic script per batch; reads.
+    wal: ``WriteAheadLog``, append-only segments, group commit, checkpoints.
+    wal_files: the log's on-disk format: framing, segment files, the folder lock.
+    writer: ``DurableTickWriter``, acknowledges ticks once fsynced in the log.
+    pusher: ``RedisPusher``, delivers acknowledged ticks to Redis exactly once.
+    live_candles: live 1m candles in Redis, for reconciliation with ``ohlcv_1m``.
+    health: the stream service's health hash (published and read).
+"""

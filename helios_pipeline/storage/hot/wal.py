@@ -65,7 +65,7 @@ class WriteAheadLog:
 
     def __init__(
         self,
-        folder: Path,
+        folder: Path | str,
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         segment_max_age_s: float = DEFAULT_SEGMENT_MAX_AGE_S,
@@ -91,7 +91,8 @@ class WriteAheadLog:
                 f"WAL sizes must be positive: segment_bytes={segment_bytes}, "
                 f"segment_max_age_s={segment_max_age_s}, retention_s={retention_s}."
             )
-        self.folder, self.retention_s = folder, retention_s
+        self.folder = folder = Path(folder)
+        self.retention_s = retention_s
         self.segment_bytes, self.segment_max_age_s = segment_bytes, segment_max_age_s
         self.truncated_bytes = 0
         self._lock = threading.Lock()

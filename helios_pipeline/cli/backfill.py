@@ -1,0 +1,115 @@
+"""``helios backfill``: check the exchange and symbols, then materialise days through Dagster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from helios_pipeline.cli.common import CliError, console, dagster_instance, parse_symbols
+from helios_pipeline.domain.timeframe import Timeframe, parse_day
+from helios_pipeline.settings import Settings
+from helios_pipeline.storage.paths import market_data_root, metadata_path
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``helios backfill``."""
+    backfill = sub.add_parser("backfill", help="materialise ohlcv_1m for symbols and days")
+    backfill.add_argument("--symbols", required=True, help="e.g. BTC/USDT,ETH/USDT")
+    backfill.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    backfill.set_defaults(handler=_backfill)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    symbols = parse_symbols(args.symbols)
+    start, end = parse_day(args.start), parse_day(args.end)
+    _check_range(start, end)
+    preflight(settings, symbols)
+    failures = backfill_with_progress(settings, symbols, start, end)
+    print_partitions(settings, symbols, start, end)
+    return 1 if failures else 0
+
+
+def _check_range(start: date, end: date) -> None:
+    yesterday = datetime.now(tz=UTC).date() - timedelta(days=1)
+    if end < start:
+        raise CliError(f"--end {end} is before --start {start}.")
+    if end > yesterday:
+        raise CliError(
+            f"--end {end} has not closed yet: the last complete UTC day is {yesterday}."
+        )
+
+
+def preflight(settings: Settings, symbols: Sequence[str]) -> None:
+    """Reach the exchange, store its markets and trading rules, and check every symbol."""
+    from helios_pipeline.batch.markets import sync_markets
+    from helios_pipeline.exchanges.client import ExchangeClient
+    from helios_pipeline.exchanges.errors import ExchangeError
+    from helios_pipeline.storage.metadata import MetadataStore
+
+    async def run() -> None:
+        async with ExchangeClient.from_config(settings.exchange_config()) as client:
+            await sync_markets(client, MetadataStore(metadata_path(settings.data_dir)), symbols)
+
+    try:
+        asyncio.run(run())
+    except ExchangeError as exc:
+        raise CliError(str(exc)) from None
+
+
+def backfill_with_progress(
+    settings: Settings, symbols: Sequence[str], start: date, end: date
+) -> int:
+    """Run the backfill through Dagster with a progress bar; returns the number of failed runs."""
+    from helios_pipeline.defs.backfill import PlannedRun, plan_backfill, run_backfill
+
+    instance = dagster_instance()
+    total = len(plan_backfill(symbols, start, end))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("backfill runs", total=total)
+
+        def done(planned: PlannedRun, ok: bool) -> None:
+            mark = "[green]ok[/]" if ok else "[red]failed[/]"
+            progress.console.print(
+                f"  {planned.symbol} {planned.days[0]}..{planned.days[-1]} "
+                f"({len(planned.days)} days) {mark}"
+            )
+            progress.advance(task)
+
+        outcome = run_backfill(
+            symbols, start, end, instance, settings,
+            on_run_done=done, log_level="WARNING",
+        )
+    for planned, error in outcome.failures:
+        console.print(f"[red]{planned.symbol} {planned.days[0]}..{planned.days[-1]}:[/] {error}")
+    return len(outcome.failures)
+
+
+def print_partitions(settings: Settings, symbols: Sequence[str], start: date, end: date) -> None:
+    """Table of the catalog rows for the given partitions."""
+    from helios_pipeline.storage.metadata import MetadataStore
+
+    table = Table(title=f"ohlcv_1m partitions (files under {settings.data_dir}/market_data)")
+    for column in ("symbol", "day", "rows", "missing min", "version"):
+        table.add_column(column)
+    table.add_column("file", overflow="fold")
+    catalog = MetadataStore(metadata_path(settings.data_dir))
+    root = market_data_root(settings.data_dir)
+    for symbol in symbols:
+        for record in catalog.list_partitions(
+            exchange=settings.exchange, symbol=symbol, timeframe=Timeframe.M1,
+            start=start, end=end,
+        ):
+            table.add_row(symbol, str(record.day), str(record.rows),
+                          str(record.missing_minutes), str(record.version),
+                          str(Path(record.path).relative_to(root)))
+    console.print(table)
