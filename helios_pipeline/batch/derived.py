@@ -5,10 +5,15 @@ Plain Python; the Dagster candle assets and their consistency checks call these.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
-from helios_pipeline.domain.columns import COMPARED_FIELDS
+import pyarrow as pa
+
+from helios_pipeline.domain.columns import COMPARED_FIELDS, TIMESTAMP
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.resample import PARTIAL_BUCKET, aggregate_candles
 from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, datetime_to_ms, day_start_ms
@@ -91,14 +96,50 @@ async def compare_with_exchange(
 ) -> ConsistencyReport:
     """Fetch the exchange's own ``timeframe`` candles for ``day`` and compare them exactly."""
     start = day_start_ms(day)
-    theirs = _by_open(await client.fetch_ohlcv(symbol, timeframe, start, start + DAY_MS))
-    ours = _by_open(store.load(symbol, timeframe, day))
+    theirs = _candle_values(await client.fetch_ohlcv(symbol, timeframe, start, start + DAY_MS))
+    return _compare(_candle_values(store.load(symbol, timeframe, day)), theirs)
+
+
+async def compare_range_with_exchange(
+    client: ExchangeClient,
+    symbol: str,
+    derived: Mapping[date, Mapping[Timeframe, pa.Table]],
+    timeframes: Sequence[Timeframe] = DERIVED_TIMEFRAMES,
+) -> dict[tuple[date, Timeframe], ConsistencyReport]:
+    """:func:`compare_with_exchange` of many days, fetching each timeframe once for the range.
+
+    Args:
+        client: Open exchange client.
+        symbol: ccxt unified symbol.
+        derived: The stored derived candles of each day, by timeframe (``ingest.derive_days``).
+        timeframes: The timeframes to compare (every day must have each).
+    """
+    days = sorted(derived)
+    if not days:
+        return {}
+    start, end = day_start_ms(days[0]), day_start_ms(days[-1]) + DAY_MS
+    batches = await asyncio.gather(
+        *(client.fetch_candles(symbol, tf, start, end) for tf in timeframes))
+    reports = {}
+    for timeframe, batch in zip(timeframes, batches, strict=True):
+        theirs = {**_table_values(batch.table), **_candle_values(batch.candles)}
+        for day in days:
+            lo = day_start_ms(day)
+            day_theirs = {t: v for t, v in theirs.items() if lo <= t < lo + DAY_MS}
+            ours = _table_values(derived[day][timeframe])
+            reports[(day, timeframe)] = _compare(ours, day_theirs)
+    return reports
+
+
+Values = dict[int, tuple[Decimal, ...]]
+
+
+def _compare(ours: Values, theirs: Values) -> ConsistencyReport:
     mismatches = [
-        Mismatch(open_ms, name, str(getattr(ours[open_ms], name)),
-                 str(getattr(theirs[open_ms], name)))
+        Mismatch(open_ms, name, str(mine), str(other))
         for open_ms in sorted(ours.keys() & theirs.keys())
-        for name in COMPARED_FIELDS
-        if getattr(ours[open_ms], name) != getattr(theirs[open_ms], name)
+        for name, mine, other in zip(COMPARED_FIELDS, ours[open_ms], theirs[open_ms], strict=True)
+        if mine != other
     ]
     return ConsistencyReport(
         compared=len(ours.keys() & theirs.keys()),
@@ -108,5 +149,12 @@ async def compare_with_exchange(
     )
 
 
-def _by_open(candles: list[OHLCVData]) -> dict[int, OHLCVData]:
-    return {datetime_to_ms(c.timestamp): c for c in candles}
+def _candle_values(candles: Sequence[OHLCVData]) -> Values:
+    return {datetime_to_ms(c.timestamp): tuple(getattr(c, name) for name in COMPARED_FIELDS)
+            for c in candles}
+
+
+def _table_values(table: pa.Table) -> Values:
+    times = table.column(TIMESTAMP).cast(pa.int64()).to_pylist()
+    columns = [table.column(name).to_pylist() for name in COMPARED_FIELDS]
+    return dict(zip(times, zip(*columns, strict=True), strict=True))

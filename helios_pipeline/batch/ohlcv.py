@@ -105,19 +105,23 @@ async def ingest_ohlcv_day(
     (quarantine or QuarantineStore(store.data_dir)).store_partition(
         symbol, timeframe, day, outcome.quarantined, exchange=client.qualifier
     )
-    stored = replace(stored, missing_ranges=_not_sent(outcome, timeframe, day))
+    stored = replace(stored, missing_ranges=not_sent(outcome, timeframe, day))
     record = metadata.record_partition(
-        client.exchange_id, symbol, timeframe, day, stored, source=client.source
+        client.exchange_id, symbol, timeframe, day, stored, source=client.source,
+        quarantined=len(outcome.quarantined),
     )
     return PartitionReport(symbol=symbol, day=day, record=record, changed=stored.changed,
                            quarantined=len(outcome.quarantined),
                            soft_flagged=outcome.soft_flagged)
 
 
-def _not_sent(
+def not_sent(
     outcome: ValidationOutcome, timeframe: Timeframe, day: date
 ) -> tuple[tuple[int, int], ...]:
-    """Missing ranges of the day counting every aligned open time the exchange sent."""
+    """Missing ranges of the day counting every aligned open time the exchange sent.
+
+    A quarantined candle was sent: its minute is quarantined, not missing.
+    """
     sent = [datetime_to_ms(c.timestamp) for c in outcome.accepted]
     sent += [r.timestamp_ms for r in outcome.quarantined
              if r.timestamp_ms is not None and r.timestamp_ms % timeframe.ms == 0]

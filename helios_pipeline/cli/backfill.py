@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -15,6 +16,9 @@ from helios_pipeline.cli.common import CliError, console, dagster_instance, pars
 from helios_pipeline.domain.timeframe import Timeframe, parse_day
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.paths import market_data_root, metadata_path
+
+if TYPE_CHECKING:
+    from helios_pipeline.defs.backfill import PlannedRun
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,8 +71,11 @@ def preflight(settings: Settings, symbols: Sequence[str]) -> None:
 def backfill_with_progress(
     settings: Settings, symbols: Sequence[str], start: date, end: date
 ) -> int:
-    """Run the backfill through Dagster with a progress bar; returns the number of failed runs."""
-    from helios_pipeline.defs.backfill import PlannedRun, plan_backfill, run_backfill
+    """Run the backfill through Dagster with a progress bar; returns the number of failed runs.
+
+    One line per run (a symbol's month): ``BTC/USDT 2024-04-01..2024-04-02 (2 days) ok``.
+    """
+    from helios_pipeline.defs.backfill import plan_backfill, run_backfill
 
     instance = dagster_instance()
     total = len(plan_backfill(symbols, start, end))
@@ -85,10 +92,8 @@ def backfill_with_progress(
             )
             progress.advance(task)
 
-        outcome = run_backfill(
-            symbols, start, end, instance, settings,
-            on_run_done=done, log_level="WARNING",
-        )
+        outcome = run_backfill(symbols, start, end, instance, settings, on_run_done=done,
+                               log_level="WARNING")
     for planned, error in outcome.failures:
         console.print(f"[red]{planned.symbol} {planned.days[0]}..{planned.days[-1]}:[/] {error}")
     return len(outcome.failures)

@@ -1,14 +1,15 @@
-"""Backfills from Python and the CLI: plan runs by the asset's backfill policy, execute them.
+"""Backfills from Python and the CLI: one run of ``ohlcv_backfill_job`` per symbol and month.
 
-Each planned run covers one symbol and at most ``MAX_PARTITIONS_PER_RUN`` consecutive days, the
-same grouping Dagster's backfill daemon uses for the policy, so a month of one symbol is one run.
-Runs execute in this process against the given instance and show up in the Dagster UI.
+Each run covers up to a month of one symbol (the grouping Dagster's backfill daemon uses for a
+UI backfill under the candle assets' policy) and reports a materialisation and check results
+for every partition, each naming its partition (``defs.history``). Runs execute one after the
+other in this process against the given instance, and show up in the Dagster UI; Dagster's
+in-process execution is not thread-safe (two runs in threads deadlock in its logging set-up).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,44 +18,19 @@ from pathlib import Path
 import dagster as dg
 
 from helios_pipeline.defs.assets import MAX_PARTITIONS_PER_RUN
-from helios_pipeline.defs.build import (
-    DIVERGENCE_JOB,
-    OHLCV_1M_JOB,
-    QUALITY_REPORT_JOB,
-    build_defs,
-)
+from helios_pipeline.defs.build import DIVERGENCE_JOB, QUALITY_REPORT_JOB, build_defs
+from helios_pipeline.defs.history import BACKFILL_JOB
 from helios_pipeline.defs.partitions import SymbolDay, register_symbols
 from helios_pipeline.domain.timeframe import days_between
 from helios_pipeline.settings import Settings
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-BACKFILL_TAG = "helios/backfill"
 # For code outside defs/ (the CLI) that passes an instance along without importing dagster.
 Instance = dg.DagsterInstance
 
 
-@dataclass(frozen=True)
-class PlannedRun:
-    """One run of a backfill: one symbol, consecutive days."""
-
-    symbol: str
-    days: tuple[date, ...]
-
-    def tags(self, backfill_id: str) -> dict[str, str]:
-        """Run tags that make Dagster execute exactly these partitions."""
-        if len(self.days) == 1:
-            return {BACKFILL_TAG: backfill_id}  # a single partition goes by partition_key
-        return {
-            RANGE_START_TAG: str(SymbolDay(self.symbol, self.days[0]).key),
-            RANGE_END_TAG: str(SymbolDay(self.symbol, self.days[-1]).key),
-            BACKFILL_TAG: backfill_id,
-        }
-
-
 @dataclass
 class BackfillOutcome:
-    """What a backfill did: the runs, and which of them failed with what error."""
+    """What a backfill did: each partition's run, and which of them failed with what error."""
 
     runs: list[tuple[PlannedRun, str]] = field(default_factory=list)
     failures: list[tuple[PlannedRun, str]] = field(default_factory=list)
@@ -69,6 +45,24 @@ class BackfillOutcome:
     def success(self) -> bool:
         """True when every run succeeded."""
         return not self.failures
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a backfill: one symbol, consecutive days."""
+
+    symbol: str
+    days: tuple[date, ...]
+
+    def run_config(self) -> dict[str, object]:
+        """The run config of ``ohlcv_backfill_job`` for these days."""
+        config = {"symbol": self.symbol, "start": self.days[0].isoformat(),
+                  "end": self.days[-1].isoformat()}
+        return {"ops": {"backfill_candles": {"config": config}}}
+
+    def partitions(self) -> list[SymbolDay]:
+        """The partitions the run covers."""
+        return [SymbolDay(self.symbol, day) for day in self.days]
 
 
 def plan_backfill(
@@ -89,7 +83,7 @@ def run_backfill(
     on_run_done: Callable[[PlannedRun, bool], None] | None = None,
     log_level: str = "INFO",
 ) -> BackfillOutcome:
-    """Materialise ``ohlcv_1m`` for ``symbols`` from ``start`` to ``end`` (inclusive).
+    """Materialise ``ohlcv_1m`` (and what the job derives) for ``symbols`` and days.
 
     Args:
         symbols: ccxt unified symbols.
@@ -97,17 +91,17 @@ def run_backfill(
         end: Last day (must have closed).
         instance: Dagster instance the runs are recorded in.
         settings: Platform settings (default: from the environment).
-        on_run_done: Called after each run with the planned run and whether it succeeded.
+        on_run_done: Called after each run with what it covered and whether it succeeded.
         log_level: Level of the runs' console log (the CLI passes WARNING to keep its progress
             bar readable; every event is still in the instance).
     """
-    defs = build_defs(settings)
-    job = defs.resolve_job_def(OHLCV_1M_JOB)
+    job = build_defs(settings).resolve_job_def(BACKFILL_JOB)
     register_symbols(instance, symbols)
-    backfill_id = uuid.uuid4().hex[:8]
     outcome = BackfillOutcome()
     for planned in plan_backfill(symbols, start, end):
-        result = _execute(job, instance, planned, backfill_id, log_level)
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config={**planned.run_config(),
+                                                    **_log_config(log_level)})
         outcome.record(planned, result)
         if on_run_done is not None:
             on_run_done(planned, result.success)
@@ -129,34 +123,24 @@ def run_followups(
     """
     settings = settings or Settings.from_env()
     defs = build_defs(settings)
-    backfill_id = uuid.uuid4().hex[:8]
     outcome = BackfillOutcome()
     if settings.reference_exchange is not None:
         divergence = defs.resolve_job_def(DIVERGENCE_JOB)
-        for planned in plan_backfill(symbols, start, end):
-            outcome.record(planned, _execute(divergence, instance, planned, backfill_id, log_level))
+        for partition in [p for run in plan_backfill(symbols, start, end)
+                          for p in run.partitions()]:
+            result = divergence.execute_in_process(
+                instance=instance, partition_key=str(partition.key), raise_on_error=False,
+                run_config=_log_config(log_level),
+            )
+            outcome.record(PlannedRun(partition.symbol, (partition.day,)), result)
     report = defs.resolve_job_def(QUALITY_REPORT_JOB)
     for day in days_between(start, end):
         result = report.execute_in_process(
             instance=instance, partition_key=day.isoformat(), raise_on_error=False,
-            run_config=_log_config(log_level), tags={BACKFILL_TAG: backfill_id},
+            run_config=_log_config(log_level),
         )
         outcome.record(PlannedRun("*", (day,)), result)
     return outcome
-
-
-def _execute(
-    job: dg.JobDefinition, instance: dg.DagsterInstance, planned: PlannedRun, backfill_id: str,
-    log_level: str,
-) -> dg.ExecuteInProcessResult:
-    single = len(planned.days) == 1
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=str(SymbolDay(planned.symbol, planned.days[0]).key) if single else None,
-        tags=planned.tags(backfill_id),
-        run_config=_log_config(log_level),
-        raise_on_error=False,
-    )
 
 
 def _log_config(log_level: str) -> dict[str, object]:

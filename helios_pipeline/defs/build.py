@@ -19,6 +19,8 @@ from helios_pipeline.defs.automation import (
 from helios_pipeline.defs.checks import build_freshness_check
 from helios_pipeline.defs.cross import build_divergence_asset, build_reference_candles
 from helios_pipeline.defs.healing import build_self_healing_sensor
+from helios_pipeline.defs.history import build_backfill_job
+from helios_pipeline.defs.io import CandleIOManager
 from helios_pipeline.defs.live_candles import build_live_candles_check
 from helios_pipeline.defs.partitions import symbol_day_partitions
 from helios_pipeline.defs.quality import build_quality_report_asset
@@ -57,13 +59,15 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-def _resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
+def _resources(settings: Settings) -> dict[str, object]:
     return {
         "exchange": ExchangeResource.from_config(settings.exchange_config()),
         "reference_exchange": ReferenceExchangeResource.from_config(
             settings.reference_exchange_config()),
         "storage": StorageResource(data_dir=str(settings.data_dir),
                                    storage_format=settings.storage_format),
+        "candle_io_manager": CandleIOManager(data_dir=str(settings.data_dir),
+                                             storage_format=settings.storage_format),
         "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
         "realtime": RealtimeMarketDataResource(
             redis_url=settings.redis_url, exchange=settings.exchange,
@@ -83,10 +87,11 @@ def _batch_defs(settings: Settings, partitions: dg.MultiPartitionsDefinition) ->
         partitions_def=partitions,
     )
     freshness_job = dg.define_asset_job(FRESHNESS_JOB, selection=hourly_check)
+    backfill = build_backfill_job(settings.exchange, settings.validation)
     return dg.Definitions(
         assets=[candles, reference],
         asset_checks=[freshness],
-        jobs=[job, freshness_job],
+        jobs=[job, freshness_job, backfill],
         schedules=[build_daily_schedule(OHLCV_1M_JOB), build_freshness_schedule(FRESHNESS_JOB)],
         sensors=[build_symbols_sensor(settings.symbols), build_self_healing_sensor(OHLCV_1M_JOB)],
     )

@@ -1,78 +1,34 @@
-"""Asset checks on the candle assets: gaps, freshness and derived-vs-exchange consistency.
+"""Asset checks on the candle assets: schema, expectations, gaps, freshness, consistency.
 
-The partitioned checks are evaluated by the candle multi-asset itself, right after it stores the
-partitions (a separate check step would be skipped: the asset records per-partition
-materialisations instead of an output). Dagster attributes a check result to a partition only in
-single-partition runs, so for ranged (backfill) runs each partition's result is also reported to
-the instance as its own evaluation: the UI shows check status per partition either way, and the
-run's own result summarises the range.
+The partitioned checks are evaluated by the candle multi-asset itself, in the run that stores
+the partitions: each partition gets its own result (an ``AssetCheckEvaluation`` naming the
+partition), whether the run covers one day or a range. ``ohlcv_1m_schema_check`` is blocking:
+a partition that fails it gets no derived timeframes, and the run fails once every other result
+is recorded. ``ohlcv_1m_freshness_check`` is not partitioned; an hourly job runs it.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from helios_pipeline.batch.derived import (
-    DERIVED_TIMEFRAMES,
-    ConsistencyReport,
-    compare_with_exchange,
-)
+from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES
+from helios_pipeline.batch.partition_checks import SHOWN, CheckOutcome
 from helios_pipeline.defs.keys import OHLCV_1M, candle_key
-from helios_pipeline.defs.partitions import SymbolDay, registered_symbols
-from helios_pipeline.defs.resources import ExchangeResource
-from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
-from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore
+from helios_pipeline.defs.partitions import registered_symbols
+from helios_pipeline.domain.timeframe import Timeframe
 
-# How many offending rows or ranges a failed check lists in its metadata.
-SHOWN = 10
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One partition's check result."""
-
-    passed: bool
-    metadata: dict[str, dg.MetadataValue]
-
-
-def check_result(
-    context: dg.AssetExecutionContext,
-    check_key: dg.AssetCheckKey,
-    outcomes: dict[str, Outcome],
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-) -> dg.AssetCheckResult:
-    """The run's result for one check over the partitions it covered (``outcomes`` by key)."""
-    if context.has_partition_key:  # Dagster attributes the result to that partition itself
-        (outcome,) = outcomes.values()
-        return dg.AssetCheckResult(
-            asset_key=check_key.asset_key, check_name=check_key.name, passed=outcome.passed,
-            metadata=outcome.metadata, severity=severity,
-        )
-    for key, outcome in outcomes.items():
-        context.instance.report_runless_asset_event(
-            dg.AssetCheckEvaluation(
-                asset_key=check_key.asset_key, check_name=check_key.name, passed=outcome.passed,
-                metadata=outcome.metadata, severity=severity, partition=key,
-            )
-        )
-    failed = sorted(key for key, outcome in outcomes.items() if not outcome.passed)
-    return dg.AssetCheckResult(
-        asset_key=check_key.asset_key, check_name=check_key.name, passed=not failed,
-        severity=severity,
-        metadata={
-            "partitions_checked": dg.MetadataValue.int(len(outcomes)),
-            "partitions_failed": dg.MetadataValue.int(len(failed)),
-            "first_failed": dg.MetadataValue.text(", ".join(failed[:SHOWN]) or "none"),
-        },
-    )
+SCHEMA_CHECK = dg.AssetCheckKey(OHLCV_1M, "ohlcv_1m_schema_check")
+EXPECTATIONS_CHECK = dg.AssetCheckKey(OHLCV_1M, "ohlcv_1m_expectations_check")
+GAP_CHECK = dg.AssetCheckKey(OHLCV_1M, "ohlcv_1m_gap_check")
+FRESHNESS_CHECK = dg.AssetCheckKey(OHLCV_1M, "ohlcv_1m_freshness_check")
+SEVERITY = {SCHEMA_CHECK: dg.AssetCheckSeverity.ERROR,
+            EXPECTATIONS_CHECK: dg.AssetCheckSeverity.WARN,
+            GAP_CHECK: dg.AssetCheckSeverity.WARN}
 
 
 def gap_check_key() -> dg.AssetCheckKey:
     """Key of ``ohlcv_1m_gap_check``."""
-    return dg.AssetCheckKey(OHLCV_1M, "ohlcv_1m_gap_check")
+    return GAP_CHECK
 
 
 def consistency_check_key(timeframe: Timeframe) -> dg.AssetCheckKey:
@@ -82,11 +38,27 @@ def consistency_check_key(timeframe: Timeframe) -> dg.AssetCheckKey:
 
 
 def candle_check_specs(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheckSpec]:
-    """Checks the candle multi-asset evaluates right after it stores each partition."""
-    gap = dg.AssetCheckSpec(
-        gap_check_key().name, asset=OHLCV_1M, partitions_def=partitions,
-        description="Warns when a day has minutes the exchange never sent (recorded, not filled).",
-    )
+    """Checks the candle multi-asset evaluates for each partition it stores."""
+    minute = [
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK.name, asset=OHLCV_1M, partitions_def=partitions, blocking=True,
+            description="The stored file against the pandera model of a partition: exact "
+                        "decimal128 prices and sizes, OHLC consistency, whole-minute open times "
+                        "inside the day, strictly increasing. Blocking: a failing day gets no "
+                        "derived timeframes.",
+        ),
+        dg.AssetCheckSpec(
+            EXPECTATIONS_CHECK.name, asset=OHLCV_1M, partitions_def=partitions,
+            description="The validation rules' Great Expectations suite over the stored "
+                        "candles: price jumps, price vs recent average (hard), volume outliers "
+                        "(soft, counted); failing rows in the metadata.",
+        ),
+        dg.AssetCheckSpec(
+            GAP_CHECK.name, asset=OHLCV_1M, partitions_def=partitions,
+            description="Warns when a day has minutes the exchange never sent (recorded, not "
+                        "filled); rows + quarantined + missing account for the 1,440 minutes.",
+        ),
+    ]
     consistency = [
         dg.AssetCheckSpec(
             consistency_check_key(tf).name, asset=candle_key(tf), partitions_def=partitions,
@@ -94,51 +66,26 @@ def candle_check_specs(partitions: dg.MultiPartitionsDefinition) -> list[dg.Asse
         )
         for tf in DERIVED_TIMEFRAMES
     ]
-    return [gap, *consistency]
+    return [*minute, *consistency]
 
 
-def gap_outcome(catalog: MetadataStore, exchange_id: str, p: SymbolDay) -> Outcome:
-    """Gap check of one partition, from its catalog row."""
-    record = catalog.latest_partition(exchange_id, p.symbol, Timeframe.M1, p.day)
-    if record is None:
-        return Outcome(False, {"error": dg.MetadataValue.text("not in the catalog")})
-    ranges = [f"{ms_to_datetime(a):%H:%M}-{ms_to_datetime(b):%H:%M}"
-              for a, b in record.missing_ranges]
-    return Outcome(record.missing_minutes == 0, {
-        "missing_minutes": dg.MetadataValue.int(record.missing_minutes),
-        "missing_ranges": dg.MetadataValue.text(", ".join(ranges[:SHOWN]) or "none"),
-        "rows": dg.MetadataValue.int(record.rows),
-    })
-
-
-async def consistency_outcomes(
-    exchange: ExchangeResource, store: CandleStore, timeframe: Timeframe,
-    wanted: Sequence[SymbolDay],
-) -> list[Outcome]:
-    """Consistency check of each partition against the exchange's own candles."""
-    async with exchange.client() as client:
-        reports = [await compare_with_exchange(client, store, p.symbol, timeframe, p.day)
-                   for p in wanted]
-    return [_consistency_outcome(r) for r in reports]
-
-
-def _consistency_outcome(report: ConsistencyReport) -> Outcome:
-    shown = [f"{ms_to_datetime(m.open_ms):%H:%M} {m.field}: ours {m.ours} vs exchange {m.exchange}"
-             for m in report.mismatches[:SHOWN]]
-    return Outcome(report.consistent, {
-        "compared": dg.MetadataValue.int(report.compared),
-        "mismatches": dg.MetadataValue.int(len(report.mismatches)),
-        "first_mismatches": dg.MetadataValue.text("\n".join(shown) or "none"),
-        "only_ours": dg.MetadataValue.int(len(report.only_ours)),
-        "only_exchange": dg.MetadataValue.int(len(report.only_exchange)),
-    })
+def evaluation(
+    key: dg.AssetCheckKey, partition: dg.MultiPartitionKey, outcome: CheckOutcome,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR, blocking: bool = False,
+) -> dg.AssetCheckEvaluation:
+    """The result of one check on one partition, recorded in the run that evaluated it."""
+    return dg.AssetCheckEvaluation(
+        asset_key=key.asset_key, check_name=key.name, passed=outcome.passed,
+        metadata=dict(outcome.metadata), severity=severity, blocking=blocking,
+        partition=str(partition),
+    )
 
 
 def build_freshness_check(deadline_hour: int) -> dg.AssetChecksDefinition:
     """``ohlcv_1m_freshness_check``: yesterday's partition of every symbol is in by the deadline."""
 
     @dg.asset_check(
-        asset=OHLCV_1M, name="ohlcv_1m_freshness_check",
+        asset=OHLCV_1M, name=FRESHNESS_CHECK.name,
         description=f"Yesterday's ohlcv_1m partition of every symbol is stored by "
                     f"{deadline_hour:02d}:00 UTC.",
     )

@@ -8,18 +8,23 @@ stores nothing and says so, and the divergence view (which waits for it) is neve
 
 import asyncio
 from collections.abc import Iterator
+from datetime import date
+from itertools import groupby
 
 import dagster as dg
 
-from helios_pipeline.defs.assets import (
-    MAX_PARTITIONS_PER_RUN,
-    ingest_partitions,
-    partition_metadata,
-)
-from helios_pipeline.defs.checks import SHOWN, Outcome, check_result
+from helios_pipeline.batch.ingest import MinuteDay, Stores, ingest_minutes
+from helios_pipeline.batch.partition_checks import SHOWN, CheckOutcome
+from helios_pipeline.defs.assets import MAX_PARTITIONS_PER_RUN
+from helios_pipeline.defs.candle_run import partition_metadata
+from helios_pipeline.defs.checks import evaluation
 from helios_pipeline.defs.keys import OHLCV_1M
 from helios_pipeline.defs.partitions import SymbolDay
-from helios_pipeline.defs.resources import ReferenceExchangeResource, StorageResource
+from helios_pipeline.defs.resources import (
+    ExchangeResource,
+    ReferenceExchangeResource,
+    StorageResource,
+)
 from helios_pipeline.quality.divergence import DivergenceDay, compare_day
 from helios_pipeline.validation.rules import ValidationThresholds
 
@@ -50,15 +55,31 @@ def build_reference_candles(
         if venue is None:
             context.log.warning(f"{NO_REFERENCE}: nothing to ingest.")
             return
-        wanted = [SymbolDay.from_key(partitions, k) for k in context.partition_keys]
-        for report in asyncio.run(ingest_partitions(venue, storage, wanted, thresholds)):
-            yield dg.AssetMaterialization(
-                asset_key=REFERENCE_OHLCV_1M, partition=SymbolDay(report.symbol, report.day).key,
-                metadata={**partition_metadata(report),
-                          "exchange": dg.MetadataValue.text(venue.exchange_id)},
-            )
+        wanted = sorted((SymbolDay.from_key(partitions, k) for k in context.partition_keys),
+                        key=lambda p: (p.symbol, p.day))
+        for symbol, group in groupby(wanted, key=lambda p: p.symbol):
+            yield from reference_candles(venue, storage, thresholds, symbol, [p.day for p in group])
 
     return reference_ohlcv_1m
+
+
+def reference_candles(
+    venue: ExchangeResource, storage: StorageResource, thresholds: ValidationThresholds,
+    symbol: str, days: list[date],
+) -> Iterator[dg.AssetMaterialization]:
+    """Ingest ``days`` of ``symbol`` from the reference venue; a materialisation per day."""
+    stores = Stores(storage.candles(), storage.metadata(), storage.quarantine())
+
+    async def ingest() -> list[MinuteDay]:
+        async with venue.client() as client:
+            return await ingest_minutes(client, stores, symbol, days, thresholds)
+
+    for minute in asyncio.run(ingest()):
+        yield dg.AssetMaterialization(
+            asset_key=REFERENCE_OHLCV_1M, partition=SymbolDay(symbol, minute.day).key,
+            metadata={**partition_metadata(minute.report),
+                      "exchange": dg.MetadataValue.text(venue.exchange_id)},
+        )
 
 
 def build_divergence_asset(
@@ -81,18 +102,27 @@ def build_divergence_asset(
     def cross_exchange_divergence(
         context: dg.AssetExecutionContext, reference_exchange: ReferenceExchangeResource,
         storage: StorageResource,
-    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult[None] | dg.AssetCheckEvaluation
+                  | dg.AssetCheckResult]:
         reference = reference_exchange.exchange_id
         if reference is None:
             raise dg.Failure(f"{NO_REFERENCE}: there is nothing to compare with.")
-        outcomes: dict[str, Outcome] = {}
         for key in context.partition_keys:
             p = SymbolDay.from_key(partitions, key)
             day = compare_day(storage.root, p.symbol, p.day, reference, threshold)
             metadata = _divergence_metadata(day)
-            outcomes[key] = Outcome(day.above.empty, metadata)
-            yield dg.AssetMaterialization(asset_key=DIVERGENCE, partition=p.key, metadata=metadata)
-        yield check_result(context, DIVERGENCE_CHECK, outcomes)
+            outcome = CheckOutcome(day.above.empty, {
+                "minutes_above_threshold": len(day.above),
+                "max_divergence": day.max_divergence,
+            })
+            if context.has_partition_key:  # outputs: Dagster attributes them to the partition
+                yield dg.MaterializeResult(metadata=metadata)
+                yield dg.AssetCheckResult(check_name=DIVERGENCE_CHECK.name,
+                                          passed=outcome.passed, metadata=outcome.metadata)
+            else:
+                yield dg.AssetMaterialization(asset_key=DIVERGENCE, partition=p.key,
+                                              metadata=metadata)
+                yield evaluation(DIVERGENCE_CHECK, p.key, outcome)
 
     return cross_exchange_divergence
 

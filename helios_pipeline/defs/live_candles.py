@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from helios_pipeline.defs.checks import SHOWN
+from helios_pipeline.batch.partition_checks import SHOWN
 from helios_pipeline.defs.realtime import (
     TICKERS,
     RealtimeMarketDataResource,

@@ -25,13 +25,33 @@ from typing import Any
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import pyarrow as pa
 
+from helios_pipeline.domain.columns import (
+    CLOSE,
+    CLOSE_TIME,
+    HIGH,
+    LOW,
+    OHLCV_COLUMNS,
+    OPEN,
+    QUOTE_VOLUME,
+    TAKER_BUY_QUOTE_VOLUME,
+    TAKER_BUY_VOLUME,
+    TIMESTAMP,
+    TRADES,
+    VOLUME,
+)
 from helios_pipeline.domain.models import Market, MarketDataPoint, OHLCVData
+from helios_pipeline.domain.schema import DECIMAL_TYPE, EXCHANGE_SCHEMA, TIMESTAMP_TYPE
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.exchanges.errors import ExchangeDataError
 
 KLINE_FIELDS = 12
 _OHLCV_NAMES = ("open", "high", "low", "close", "volume")
+# Positions of the kline fields in a /api/v3/klines row.
+_KLINE_DECIMAL_FIELDS = {OPEN: 1, HIGH: 2, LOW: 3, CLOSE: 4, VOLUME: 5, QUOTE_VOLUME: 7,
+                         TAKER_BUY_VOLUME: 9, TAKER_BUY_QUOTE_VOLUME: 10}
+_KLINE_INT_FIELDS = (0, 6, 8)  # open time, close time, trades
 
 
 @dataclass
@@ -216,6 +236,34 @@ def _kline(row: object, symbol: str, timeframe: Timeframe, source: str) -> tuple
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise ExchangeDataError(f"kline row does not parse ({exc})", source, row) from None
     return open_ms, candle
+
+
+def kline_table(rows: list[list[Any]]) -> pa.Table | None:
+    """Binance kline rows parsed in bulk into exact Arrow columns (:data:`EXCHANGE_SCHEMA`).
+
+    The fast path of :func:`kline_rows` for the common case: times, trade counts and ids are JSON
+    integers and every decimal is a JSON string Arrow parses into ``decimal128(38, 18)`` without
+    losing a digit. Anything else (a string time, an integer price, text Arrow refuses, more than
+    18 decimal places, a row of the wrong size) returns ``None``: the caller parses that page row
+    by row with :func:`kline_rows`, which accepts what it accepts today and explains the rest.
+    """
+    if not rows:
+        return EXCHANGE_SCHEMA.empty_table()
+    if any(not isinstance(row, list) or len(row) != KLINE_FIELDS for row in rows):
+        return None
+    columns = list(zip(*rows, strict=True))
+    if any(set(map(type, columns[i])) != {int} for i in _KLINE_INT_FIELDS) or any(
+            set(map(type, columns[i])) != {str} for i in _KLINE_DECIMAL_FIELDS.values()):
+        return None
+    try:
+        arrays = {name: pa.array(columns[i], pa.string()).cast(DECIMAL_TYPE)
+                  for name, i in _KLINE_DECIMAL_FIELDS.items()}
+        arrays[TIMESTAMP] = pa.array(columns[0], pa.int64()).cast(TIMESTAMP_TYPE)
+        arrays[TRADES] = pa.array(columns[8], pa.int64())
+        arrays[CLOSE_TIME] = pa.array(columns[6], pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    return pa.Table.from_arrays([arrays[name] for name in OHLCV_COLUMNS], schema=EXCHANGE_SCHEMA)
 
 
 def unified_rows(

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import pyarrow as pa
+
+from helios_pipeline.domain.columns import TIMESTAMP
 from helios_pipeline.domain.models import Market, MarketDataPoint, OHLCVData
+from helios_pipeline.domain.schema import EXCHANGE_SCHEMA
 from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
-from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms, ms_to_datetime
 from helios_pipeline.exchanges import ccxt_adapter as adapter
 from helios_pipeline.exchanges.breaker import CircuitBreaker
+from helios_pipeline.exchanges.candle_window import CHUNK_CANDLES, CandleBatch, CandleWindow
 from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.exchanges.errors import ExchangeDataError, UnknownSymbolError
 from helios_pipeline.exchanges.ratelimit import AdaptiveRateLimiter, Clock, Sleep
@@ -31,7 +36,6 @@ from helios_pipeline.exchanges.retry import RetryPolicy
 
 T = TypeVar("T")
 
-CHUNK_CANDLES = 1000
 # Exchanges whose raw /api/v3/klines endpoint is read directly to keep all twelve fields.
 RAW_KLINE_EXCHANGES = frozenset({"binance", "binanceus"})
 _WEIGHTS = {"exchangeInfo": 20, "klines": 2, "ticker": 2}
@@ -212,26 +216,45 @@ class ExchangeClient:
             ExchangeUnavailableError: A chunk failed over every attempt.
             ValueError: ``end_ms`` is before ``start_ms``.
         """
+        market, window = await self._window(symbol, timeframe, start_ms, end_ms)
+        fetch = self._raw_chunk if self.exchange_id in RAW_KLINE_EXCHANGES else self._unified_chunk
+        chunks = await _gather_all([fetch(market, timeframe, lo, hi) for lo, hi in window.pages()])
+        return window.merge_candles(chunks)
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: Timeframe, start_ms: int, end_ms: int
+    ) -> CandleBatch:
+        """:meth:`fetch_ohlcv` for bulk loads: the same candles, parsed into Arrow columns.
+
+        Binance kline pages are parsed in bulk straight into exact ``decimal128`` columns
+        (``CandleBatch.table``); a page whose values need the exact per-row parser (and every
+        page of other venues) comes back as ``OHLCVData`` (``CandleBatch.candles``), exactly as
+        :meth:`fetch_ohlcv` returns it. Same closedness rule, same errors.
+        """
+        market, window = await self._window(symbol, timeframe, start_ms, end_ms)
+        if self.exchange_id not in RAW_KLINE_EXCHANGES:
+            chunks = await _gather_all([self._unified_chunk(market, timeframe, lo, hi)
+                                        for lo, hi in window.pages()])
+            return CandleBatch(EXCHANGE_SCHEMA.empty_table(), window.merge_candles(chunks))
+        pages = await _gather_all([self._raw_page(market, timeframe, lo, hi)
+                                   for lo, hi in window.pages()])
+        tables = [page for page in pages if isinstance(page, pa.Table)]
+        exact = [page for page in pages if not isinstance(page, pa.Table)]
+        table = window.merge_table(tables)
+        in_table = set(table.column(TIMESTAMP).cast(pa.int64()).to_pylist()) if exact else set()
+        candles = [c for c in window.merge_candles(exact)
+                   if datetime_to_ms(c.timestamp) not in in_table]
+        return CandleBatch(table, candles)
+
+    async def _window(
+        self, symbol: str, timeframe: Timeframe, start_ms: int, end_ms: int
+    ) -> tuple[dict[str, Any], CandleWindow]:
         if end_ms < start_ms:
             raise ValueError(
                 f"fetch_ohlcv {symbol}: end_ms={end_ms} is before start_ms={start_ms}."
             )
         market = await self._market(symbol)
-        step = timeframe.ms
-        now_ms = int(self._clock() * 1000)
-        stop = min(end_ms, timeframe.floor(now_ms))  # candles opening at or after are open
-        first = -(-start_ms // step) * step
-        span = CHUNK_CANDLES * step
-        fetch = self._raw_chunk if self.exchange_id in RAW_KLINE_EXCHANGES else self._unified_chunk
-        chunks = await _gather_all(
-            [fetch(market, timeframe, lo, min(lo + span, stop)) for lo in range(first, stop, span)]
-        )
-        merged: dict[int, OHLCVData] = {}
-        for chunk in chunks:
-            for open_ms, candle in chunk:
-                if first <= open_ms < stop and open_ms + step <= now_ms:
-                    merged.setdefault(open_ms, candle)
-        return [merged[k] for k in sorted(merged)]
+        return market, CandleWindow(timeframe, start_ms, end_ms, int(self._clock() * 1000))
 
     async def fetch_ticker(self, symbol: str) -> MarketDataPoint:
         """The current ticker of one symbol (exact bid/ask/spread).
@@ -307,13 +330,36 @@ class ExchangeClient:
         self, market: Mapping[str, Any], timeframe: Timeframe, lo: int, hi: int
     ) -> list[tuple[int, OHLCVData]]:
         """One page of Binance's raw klines (all twelve fields), parsed inside the attempt."""
+        symbol = market["symbol"]
+        return await self._klines(market, timeframe, lo, hi,
+                                  lambda rows, where: adapter.kline_rows(rows, symbol, timeframe,
+                                                                         where))
+
+    async def _raw_page(
+        self, market: Mapping[str, Any], timeframe: Timeframe, lo: int, hi: int
+    ) -> pa.Table | list[tuple[int, OHLCVData]]:
+        """One page of raw klines, parsed in bulk when it can be, else row by row."""
+        symbol = market["symbol"]
+
+        def parse(rows: object, where: str) -> pa.Table | list[tuple[int, OHLCVData]]:
+            table = adapter.kline_table(rows) if isinstance(rows, list) else None
+            return table if table is not None else adapter.kline_rows(rows, symbol, timeframe,
+                                                                      where)
+
+        return await self._klines(market, timeframe, lo, hi, parse)
+
+    async def _klines(
+        self, market: Mapping[str, Any], timeframe: Timeframe, lo: int, hi: int,
+        parse: Callable[[object, str], T],
+    ) -> T:
+        """Request one page of klines and parse it inside the attempt (malformed: retried)."""
         params = {"symbol": market["id"], "interval": timeframe.value, "startTime": lo,
                   "endTime": hi - 1, "limit": CHUNK_CANDLES}
 
-        async def attempt() -> list[tuple[int, OHLCVData]]:
-            rows = await self._exchange.public_get_klines(params)
-            source = f"{self.exchange_id} klines {market['symbol']} ({adapter.current_url()})"
-            return adapter.kline_rows(rows, market["symbol"], timeframe, source)
+        async def attempt() -> T:
+            rows: object = await self._exchange.public_get_klines(params)
+            return parse(rows, f"{self.exchange_id} klines {market['symbol']} "
+                               f"({adapter.current_url()})")
 
         endpoint = f"klines {market['id']} {timeframe.value} from {ms_to_datetime(lo).isoformat()}"
         return await self._call(endpoint, _WEIGHTS["klines"], attempt)

@@ -32,47 +32,24 @@ import pyarrow.parquet as pq
 from helios_pipeline.domain.columns import (
     ANOMALY_FLAGS,
     CANDLE_FILE_COLUMNS,
-    CLOSE,
     DECIMAL_COLUMNS,
-    HIGH,
     IS_VALIDATED,
-    LOW,
     OHLCV_COLUMNS,
-    OPEN,
     TIMESTAMP,
     VALIDATION_COLUMNS,
     VALIDATION_SCORE,
-    VOLUME,
+)
+from helios_pipeline.domain.schema import (
+    DECIMAL_PRECISION,
+    DECIMAL_SCALE,
+    EXCHANGE_SCHEMA,
+    OHLCV_SCHEMA,
+    VALIDATION_TYPES,
 )
 from helios_pipeline.domain.timeframe import ms_to_datetime
 
-DECIMAL_PRECISION = 38
-DECIMAL_SCALE = 18
-DECIMAL_TYPE = pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
-TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
-# Columns every venue reports; the others are null when the venue does not report them.
-REQUIRED_COLUMNS = (TIMESTAMP, OPEN, HIGH, LOW, CLOSE, VOLUME)
-VALIDATION_TYPES: MappingProxyType[str, pa.DataType] = MappingProxyType({
-    IS_VALIDATED: pa.bool_(),
-    VALIDATION_SCORE: pa.float64(),
-    ANOMALY_FLAGS: pa.list_(pa.field("item", pa.string(), nullable=False)),
-})
 FLAG_SEPARATOR = ";"  # anomaly flags in CSV; rule names never contain it
 
-OHLCV_SCHEMA = pa.schema(
-    [
-        pa.field(
-            name,
-            TIMESTAMP_TYPE if name == TIMESTAMP
-            else DECIMAL_TYPE if name in DECIMAL_COLUMNS
-            else pa.int64(),
-            nullable=name not in REQUIRED_COLUMNS,
-        )
-        for name in OHLCV_COLUMNS
-    ]
-    + [pa.field(name, VALIDATION_TYPES[name], nullable=False) for name in VALIDATION_COLUMNS]
-)
-_EXCHANGE_SCHEMA = pa.schema([OHLCV_SCHEMA.field(name) for name in OHLCV_COLUMNS])
 
 # Fixed so that the same table always gives the same bytes. Snappy and no dictionary pages keep
 # the daily write fast (zstd level 1 is ~25% smaller but ~0.5 ms slower per 1440-row day; the cold
@@ -309,7 +286,7 @@ def read_parquet(path: Path) -> pa.Table:
     try:
         if not set(VALIDATION_COLUMNS) & set(table.column_names):  # written before validation
             table = with_validation_defaults(table.select(list(OHLCV_COLUMNS))
-                                             .cast(_EXCHANGE_SCHEMA))
+                                             .cast(EXCHANGE_SCHEMA))
         return table.select(list(CANDLE_FILE_COLUMNS)).cast(OHLCV_SCHEMA)
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise PartitionError(f"{path}: not a candle partition ({exc}).") from exc

@@ -41,6 +41,7 @@ from helios_pipeline.domain.columns import (
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.gaps import missing_ranges
 from helios_pipeline.domain.models import OHLCVData
+from helios_pipeline.domain.schema import OHLCV_SCHEMA
 from helios_pipeline.domain.symbols import normalize_symbol, to_storage_id
 from helios_pipeline.domain.timeframe import (
     DAY_MS,
@@ -52,7 +53,6 @@ from helios_pipeline.domain.timeframe import (
 )
 from helios_pipeline.storage.atomic import write_atomic
 from helios_pipeline.storage.candle_codec import (
-    OHLCV_SCHEMA,
     Columns,
     PartitionError,
     PrecisionError,
@@ -179,9 +179,51 @@ class CandleStore:
         columns = _columns(ordered, open_times)
         table = to_table(columns, where)  # also proves every value fits the schema, for CSV too
         data = parquet_bytes(table) if self._fmt == "parquet" else csv_bytes(columns)
-        path = self.path(symbol, timeframe, day, exchange)
+        return self._write(self.path(symbol, timeframe, day, exchange), data, open_times,
+                           timeframe, day)
+
+    def store_table(
+        self, symbol: str, timeframe: Timeframe, day: date, table: pa.Table,
+        exchange: str | None = None,
+    ) -> StoredPartition:
+        """:meth:`store` for candles already in an Arrow table (the bulk ingest path).
+
+        The same bytes as :meth:`store` of the same candles. Parquet only: a CSV partition keeps
+        the exchange's decimal text, which a ``decimal128`` column no longer has.
+
+        Args:
+            symbol: ccxt unified symbol (names the folder; the table has no symbol column).
+            timeframe: Candle length.
+            day: UTC day; every open time must be inside it and on the timeframe's grid.
+            table: Candles with :data:`~helios_pipeline.domain.schema.OHLCV_SCHEMA`, sorted by
+                open time, one per open time.
+            exchange: Exchange-qualifies the storage folder when given.
+
+        Raises:
+            PartitionError: Wrong schema, unsorted or duplicate open times, or an open time
+                outside the day or off the grid.
+            ValueError: The store writes CSV.
+        """
+        if self._fmt != "parquet":
+            raise ValueError(f"store_table writes Parquet; this store writes {self._fmt}: use "
+                             "store() with OHLCVData, which keeps the exchange's decimal text.")
+        where = f"{symbol} {timeframe.value} {day.isoformat()}"
+        if not table.schema.equals(OHLCV_SCHEMA):
+            raise PartitionError(f"{where}: the table does not have the candle schema.")
+        times = table.column(TIMESTAMP).cast(pa.int64()).to_numpy()
+        if times.size > 1 and not bool(np.all(times[1:] > times[:-1])):
+            raise PartitionError(f"{where}: open times are not strictly increasing.")
+        start = day_start_ms(day)
+        if times.size and (times[0] < start or times[-1] >= start + DAY_MS
+                           or bool(np.any(times % timeframe.ms))):
+            raise PartitionError(f"{where}: an open time is outside the day or off the "
+                                 f"{timeframe.value} grid.")
+        return self._write(self.path(symbol, timeframe, day, exchange), parquet_bytes(table),
+                           times.tolist(), timeframe, day)
+
+    def _write(self, path: Path, data: bytes, open_times: list[int], timeframe: Timeframe,
+               day: date) -> StoredPartition:
         changed = _write_if_changed(path, data)
-        gaps = _missing(open_times, timeframe, day)
         return StoredPartition(
             path=path,
             rows=len(open_times),
@@ -189,7 +231,7 @@ class CandleStore:
             changed=changed,
             first_ts_ms=open_times[0] if open_times else None,
             last_ts_ms=open_times[-1] if open_times else None,
-            missing_ranges=tuple(gaps),
+            missing_ranges=tuple(_missing(open_times, timeframe, day)),
         )
 
     def load(
@@ -211,7 +253,7 @@ class CandleStore:
             to_table(columns, str(path))  # the checks a Parquet file gets from its schema
         else:
             columns = table_columns(read_parquet(path))
-        return _candles(columns, normalize_symbol(symbol), timeframe)
+        return candles_of(columns, normalize_symbol(symbol), timeframe)
 
     def load_table(
         self, symbol: str, timeframe: Timeframe, day: date, exchange: str | None = None
@@ -332,6 +374,11 @@ def _check_window(
         )
 
 
+def candle_columns(candles: Sequence[OHLCVData]) -> Columns:
+    """Column values of candles (sorted by the caller), as ``candle_codec.to_table`` takes them."""
+    return _columns(candles, [datetime_to_ms(c.timestamp) for c in candles])
+
+
 def _columns(candles: Sequence[OHLCVData], open_times: list[int]) -> Columns:
     columns: Columns = {TIMESTAMP: open_times}
     for name in (*DECIMAL_COLUMNS, TRADES, *VALIDATION_COLUMNS):
@@ -359,7 +406,8 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def _candles(columns: Columns, symbol: str, timeframe: Timeframe) -> list[OHLCVData]:
+def candles_of(columns: Columns, symbol: str, timeframe: Timeframe) -> list[OHLCVData]:
+    """Candles of a partition's column values (``candle_codec.table_columns``)."""
     return [
         OHLCVData(
             symbol=symbol, timestamp=ms_to_datetime(ts), timeframe=timeframe, open=o, high=h,

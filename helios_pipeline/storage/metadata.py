@@ -33,7 +33,7 @@ from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe
 from helios_pipeline.storage.candle_codec import decimal_text
 from helios_pipeline.storage.candles import StoredPartition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: partitions.quarantined
 
 # What ``json.dumps`` accepts; configs are read back as plain dicts, lists and scalars.
 JsonValue = None | bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS partitions (
     last_verified_at TEXT NOT NULL,
     source TEXT NOT NULL,
     path TEXT NOT NULL,
+    quarantined INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (exchange, symbol, timeframe, day, version)
 );
 CREATE INDEX IF NOT EXISTS partitions_by_day ON partitions (day);
@@ -98,7 +99,7 @@ _UPSERT_MARKET = (
 _PARTITION_COLUMNS = (
     "exchange", "symbol", "timeframe", "day", "version", "row_count", "first_ts_ms",
     "last_ts_ms", "missing_minutes", "missing_ranges", "content_hash", "written_at",
-    "last_verified_at", "source", "path",
+    "last_verified_at", "source", "path", "quarantined",
 )
 _KEY = "exchange = ? AND symbol = ? AND timeframe = ? AND day = ?"
 _LATEST_OF_KEY = f"{_KEY} ORDER BY version DESC LIMIT 1"
@@ -153,6 +154,8 @@ class PartitionRecord:
         last_verified_at: Last time these exact bytes were written or re-materialised (UTC).
         source: Where the data came from (``binance@http://127.0.0.1:8081``, ``replay``).
         path: The partition file.
+        quarantined: Rows the exchange sent that failed a hard rule (1m partitions; 0 for
+            derived ones): ``rows + quarantined + missing_minutes`` is the day's 1,440 minutes.
     """
 
     exchange: str
@@ -170,10 +173,24 @@ class PartitionRecord:
     last_verified_at: datetime
     source: str
     path: Path
+    quarantined: int = 0
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """One stored partition to record in the catalog (see ``MetadataStore.record_partition``)."""
+
+    exchange: str
+    symbol: str
+    timeframe: Timeframe
+    day: date
+    stored: StoredPartition
+    source: str
+    quarantined: int = 0
 
 
 class MetadataStore:
@@ -281,6 +298,7 @@ class MetadataStore:
         day: date,
         stored: StoredPartition,
         source: str,
+        quarantined: int = 0,
     ) -> PartitionRecord:
         """Record a write of a partition and return the catalog row it maps to.
 
@@ -295,19 +313,29 @@ class MetadataStore:
             day: UTC day of the partition.
             stored: What ``CandleStore.store`` returned for the write.
             source: Where the data came from (``binance@http://127.0.0.1:8081``, ``replay``).
+            quarantined: Rows of the partition that went to quarantine instead.
         """
-        key = (exchange, symbol, timeframe.value, day.isoformat())
+        (record,) = self.record_partitions(
+            [PartitionWrite(exchange, symbol, timeframe, day, stored, source, quarantined)])
+        return record
+
+    def record_partitions(self, writes: Sequence[PartitionWrite]) -> list[PartitionRecord]:
+        """:meth:`record_partition` for many writes in one transaction (a backfill's range)."""
         now = self._now()
+        records = []
         with self._connect() as conn, _transaction(conn):
-            latest = _select(conn, _LATEST_OF_KEY, key)
-            if latest and latest[0].content_hash == stored.content_hash:
-                conn.execute(_TOUCH, (now, *key, latest[0].version))
-            else:
-                version = latest[0].version + 1 if latest else 1
-                values = (*key, version, *_partition_values(timeframe, stored), now, now, source,
-                          str(stored.path))
-                conn.execute(_INSERT_PARTITION, values)
-            return _select(conn, _LATEST_OF_KEY, key)[0]
+            for write in writes:
+                key = (write.exchange, write.symbol, write.timeframe.value, write.day.isoformat())
+                latest = _select(conn, _LATEST_OF_KEY, key)
+                if latest and latest[0].content_hash == write.stored.content_hash:
+                    conn.execute(_TOUCH, (now, *key, latest[0].version))
+                else:
+                    version = latest[0].version + 1 if latest else 1
+                    values = (*key, version, *_partition_values(write.timeframe, write.stored),
+                              now, now, write.source, str(write.stored.path), write.quarantined)
+                    conn.execute(_INSERT_PARTITION, values)
+                records.append(_select(conn, _LATEST_OF_KEY, key)[0])
+        return records
 
     def latest_partition(
         self, exchange: str, symbol: str, timeframe: Timeframe, day: date
@@ -378,6 +406,9 @@ class MetadataStore:
                 f"{self._path} has metadata schema version {row[0]}; this code knows up to "
                 f"{SCHEMA_VERSION}. Upgrade helios_pipeline."
             )
+        elif row[0] < SCHEMA_VERSION:
+            _migrate(conn)
+            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, self._now()))
 
     def _now(self) -> str:
         moment = self._clock()
@@ -404,6 +435,13 @@ def _select(
     """Catalog rows matching ``where``, a clause built from this module's constants only."""
     sql = f"SELECT {', '.join(_PARTITION_COLUMNS)} FROM partitions WHERE {where}"  # noqa: S608
     return [_partition(row) for row in conn.execute(sql, params)]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a version-1 database to the current schema (v2 added partitions.quarantined)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(partitions)")}
+    if "quarantined" not in columns:
+        conn.execute("ALTER TABLE partitions ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0")
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
@@ -441,7 +479,7 @@ def _partition_values(timeframe: Timeframe, stored: StoredPartition) -> tuple[ob
 
 def _partition(row: Sequence[Any]) -> PartitionRecord:
     (exchange, symbol, timeframe, day, version, rows, first_ts, last_ts, missing_minutes,
-     ranges, content_hash, written_at, verified_at, source, path) = row
+     ranges, content_hash, written_at, verified_at, source, path, quarantined) = row
     return PartitionRecord(
         exchange=exchange, symbol=symbol, timeframe=Timeframe(timeframe),
         day=date.fromisoformat(day), version=version, rows=rows, first_ts_ms=first_ts,
@@ -449,4 +487,5 @@ def _partition(row: Sequence[Any]) -> PartitionRecord:
         missing_ranges=tuple((int(a), int(b)) for a, b in json.loads(ranges)),
         content_hash=content_hash, written_at=datetime.fromisoformat(written_at),
         last_verified_at=datetime.fromisoformat(verified_at), source=source, path=Path(path),
+        quarantined=quarantined,
     )

@@ -18,9 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helios_pipeline.domain.schema import DECIMAL_TYPE
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.storage.atomic import write_atomic
-from helios_pipeline.storage.candle_codec import DECIMAL_TYPE, parquet_bytes
+from helios_pipeline.storage.candle_codec import parquet_bytes
 from helios_pipeline.storage.paths import realtime_ticker_path, ticker_path
 
 TICKER_SCHEMA = pa.schema([

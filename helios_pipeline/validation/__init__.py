@@ -7,4 +7,6 @@ Modules:
     schemas: pandera models carrying the rules (per-row failing rule names).
     expectations: Great Expectations suites carrying the rules (per-row failing rule names).
     outcome: accepted candles and quarantine records for a batch of candles or raw rows.
+    stored: the pandera model of a stored partition (the blocking schema check).
+    tables: exact Arrow candle tables as the float frames the engines read.
 """

@@ -17,7 +17,9 @@ not-null plus "between -max float and +max float".
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -215,6 +217,29 @@ def candle_expectation_rules(
     t = thresholds or ValidationThresholds()
     derived = derive_candle_frame(frame, timeframe, t, now_ms)
     return suite_failures(candle_suite(t), _runner().candles, derived)
+
+
+def candle_expectation_rules_by_day(
+    days: Sequence[tuple[date, pd.DataFrame]],
+    timeframe: Timeframe,
+    thresholds: ValidationThresholds | None = None,
+    now_ms: int | None = None,
+) -> dict[date, list[tuple[str, ...]]]:
+    """:func:`candle_expectation_rules` of many days in one suite run (its fixed cost is ~0.3 s).
+
+    Each day's derived columns are computed on its own (rule windows start afresh every day, as
+    ingest validates), then every day is validated in one batch.
+    """
+    t = thresholds or ValidationThresholds()
+    derived = [derive_candle_frame(frame, timeframe, t, now_ms) for _, frame in days]
+    if not days:
+        return {}
+    rules = suite_failures(candle_suite(t), _runner().candles, pd.concat(derived))
+    out, start = {}, 0
+    for (day, _), frame in zip(days, derived, strict=True):
+        out[day] = rules[start : start + len(frame)]
+        start += len(frame)
+    return out
 
 
 def ticker_expectation_rules(

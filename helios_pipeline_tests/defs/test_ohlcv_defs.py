@@ -8,14 +8,9 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from helios_pipeline.defs.assets import MAX_PARTITIONS_PER_RUN
-from helios_pipeline.defs.backfill import (
-    BACKFILL_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    plan_backfill,
-    run_backfill,
-)
+from helios_pipeline.defs.backfill import plan_backfill, run_backfill
 from helios_pipeline.defs.build import build_defs
+from helios_pipeline.defs.checks import GAP_CHECK
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.candles import CandleStore
@@ -64,28 +59,37 @@ def test_materialise_one_partition(settings: Settings) -> None:
     assert (record.rows, record.missing_minutes, record.version) == (1440, 0, 1)
 
 
-def test_backfill_runs_follow_the_backfill_policy(settings: Settings) -> None:
+def test_a_backfill_runs_a_month_per_run_and_can_run_again(settings: Settings) -> None:
+    """A range twice into one instance: no hand-written tags, one check result per partition."""
     start, end = date(2024, 1, 1), date(2024, 2, 9)  # 40 days
     symbols = ["BTC/USDT", "ETH/USDT"]
     plan = plan_backfill(symbols, start, end)
     assert [len(p.days) for p in plan] == [31, 9, 31, 9]
     with dg.instance_for_test() as instance:
-        outcome = run_backfill(symbols, start, end, instance, settings)
-        assert outcome.success, outcome.failures
-        runs = instance.get_runs()
-        assert len(runs) == 4  # 80 partitions, not 80 runs
-        assert len({r.tags[BACKFILL_TAG] for r in runs}) == 1
-        ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in runs)
-        assert ranges == [
-            ("2024-01-01|BTCUSDT", "2024-01-31|BTCUSDT"),
-            ("2024-01-01|ETHUSDT", "2024-01-31|ETHUSDT"),
-            ("2024-02-01|BTCUSDT", "2024-02-09|BTCUSDT"),
-            ("2024-02-01|ETHUSDT", "2024-02-09|ETHUSDT"),
-        ]
+        for attempt in (1, 2):
+            outcome = run_backfill(symbols, start, end, instance, settings)
+            assert outcome.success, outcome.failures
+            runs = instance.get_runs()
+            assert len(runs) == 4 * attempt  # 80 partitions, not 80 runs
+            assert not any(tag.startswith("helios/") or "partition" in tag
+                           for r in runs for tag in r.tags)
         done = instance.get_materialized_partitions(dg.AssetKey("ohlcv_1m"))
-        assert len(done) == 80
-        per_symbol = Counter(key.split("|")[1] for key in done)
-        assert per_symbol == {"BTCUSDT": 40, "ETHUSDT": 40}
+        assert Counter(key.split("|")[1] for key in done) == {"BTCUSDT": 40, "ETHUSDT": 40}
+        gap_checks = instance.event_log_storage.get_asset_check_execution_history(
+            GAP_CHECK, limit=1000)
+        assert Counter(r.partition for r in gap_checks) == dict.fromkeys(done, 2)
+        assert {r.status.value for r in gap_checks} == {"SUCCEEDED"}
+    versions = {r.version for r in MetadataStore(metadata_path(settings.data_dir))
+                .list_partitions()}
+    assert versions == {1}  # the second run changed no bytes, so no new catalog versions
+
+
+def test_a_ui_backfill_covers_a_month_per_run() -> None:
+    """The policy Dagster's backfill daemon follows when a range is launched from the UI."""
+    defs = build_defs(Settings.from_env({}))
+    policy = defs.resolve_assets_def(dg.AssetKey("ohlcv_1m")).backfill_policy
+    assert policy is not None
+    assert policy.max_partitions_per_run == MAX_PARTITIONS_PER_RUN == 31
 
 
 def test_daily_schedule_requests_yesterday_for_every_symbol(settings: Settings) -> None:

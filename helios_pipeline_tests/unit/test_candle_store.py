@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helios_pipeline.domain.models import OHLCVData
+from helios_pipeline.domain.schema import OHLCV_SCHEMA
 from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS, Timeframe, day_start_ms
 from helios_pipeline.storage.atomic import write_atomic, write_atomic_with
 from helios_pipeline.storage.candles import (
-    OHLCV_SCHEMA,
     CandleStore,
     PartitionError,
     PartitionNotFoundError,

@@ -75,11 +75,29 @@ def stored(content_hash: str, rows: int = 1440, ranges: tuple[tuple[int, int], .
 
 def test_first_open_creates_schema_in_wal_mode(meta: MetadataStore) -> None:
     assert meta.path.is_file()
-    assert meta.schema_version() == SCHEMA_VERSION == 1
+    assert meta.schema_version() == SCHEMA_VERSION == 2
     with sqlite3.connect(meta.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"schema_version", "markets", "configs", "partitions"} <= tables
+
+
+def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite"
+    meta = MetadataStore(path)
+    meta.record_partition("binance", "BTC/USDT", Timeframe.M1, DAY, stored("a"), "t")
+    with sqlite3.connect(path) as conn:  # what version 1 looked like: no quarantined column
+        conn.execute("ALTER TABLE partitions DROP COLUMN quarantined")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (1, '2026-11-01T00:00:00+00:00')")
+    migrated = MetadataStore(path)
+    assert migrated.schema_version() == 2
+    record = migrated.latest_partition("binance", "BTC/USDT", Timeframe.M1, DAY)
+    assert record is not None
+    assert (record.content_hash, record.quarantined) == ("a", 0)
+    again = migrated.record_partition("binance", "BTC/USDT", Timeframe.M1, DAY, stored("b"),
+                                      "t", quarantined=2)
+    assert (again.version, again.quarantined) == (2, 2)
 
 
 def test_reopening_keeps_data_and_a_newer_schema_is_refused(tmp_path: Path) -> None:

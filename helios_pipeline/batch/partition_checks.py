@@ -1,0 +1,136 @@
+"""The checks of stored candle partitions, as plain Python: one outcome per partition.
+
+The Dagster checks on the candle assets report these (``defs.checks``); research code can run
+them too. Each takes every partition of a run at once, so the fixed costs (pandera, Great
+Expectations) are paid once per run, not once per day:
+
+* :func:`schema_outcomes`: the stored files against the pandera model
+  :class:`~helios_pipeline.validation.stored.StoredCandles` (blocking in Dagster);
+* :func:`expectation_outcomes`: the Great Expectations suite of the validation rules over the
+  stored candles (statistical rules: price jumps, price vs recent average, volume outliers);
+* :func:`gap_outcome`: what the exchange did not send (recorded, never filled);
+* :func:`consistency_outcome`: derived candles vs the exchange's own.
+
+Metadata values are plain ints, floats and strings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
+
+from helios_pipeline.batch.derived import ConsistencyReport
+from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.storage.candles import CandleStore, PartitionNotFoundError
+from helios_pipeline.storage.metadata import PartitionRecord
+from helios_pipeline.validation.expectations import candle_expectation_rules_by_day
+from helios_pipeline.validation.rules import HARD_RULES, ValidationThresholds
+from helios_pipeline.validation.stored import stored_failures, stored_frame
+from helios_pipeline.validation.tables import candle_frame
+
+SHOWN = 10  # offending rows or ranges listed in a check's metadata
+MINUTES_PER_DAY = 1440
+Metadata = dict[str, int | float | str]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One partition's check result."""
+
+    passed: bool
+    metadata: Metadata = field(default_factory=dict)
+
+
+def schema_outcomes(
+    store: CandleStore, symbol: str, days: Sequence[date], exchange: str | None = None
+) -> dict[date, CheckOutcome]:
+    """Each stored 1m partition of ``days`` against the stored-partition model."""
+    tables: list[tuple[date, pa.Table]] = []
+    outcomes: dict[date, CheckOutcome] = {}
+    for day in days:
+        try:
+            tables.append((day, store.load_table(symbol, Timeframe.M1, day, exchange)))
+        except PartitionNotFoundError as exc:
+            outcomes[day] = CheckOutcome(False, {"error": str(exc)})
+    failures = stored_failures(stored_frame(tables))
+    starts, offset = [], 0
+    for _, table in tables:
+        starts.append(offset)
+        offset += table.num_rows
+    for (day, table), start in zip(tables, starts, strict=True):
+        mine = [(row - start, check) for row, check in failures
+                if start <= row < start + table.num_rows or row < 0]
+        outcomes[day] = CheckOutcome(not mine, {
+            "rows_checked": table.num_rows,
+            "failures": len(mine),
+            "first_failures": _rows_text(table, mine) or "none",
+        })
+    return outcomes
+
+
+def expectation_outcomes(
+    tables: Sequence[tuple[date, pa.Table]], thresholds: ValidationThresholds | None = None,
+    now_ms: int | None = None,
+) -> dict[date, CheckOutcome]:
+    """The rules' Great Expectations suite over each day's stored 1m candles.
+
+    A hard rule failing on stored candles fails the check (they would be quarantined by a
+    re-run with these thresholds); soft findings (volume outliers) are counted and listed.
+    """
+    rules = candle_expectation_rules_by_day([(day, candle_frame(t)) for day, t in tables],
+                                            Timeframe.M1, thresholds, now_ms)
+    outcomes = {}
+    for day, table in tables:
+        found = [(row, names) for row, names in enumerate(rules[day]) if names]
+        hard = [(row, ",".join(n for n in names if n in HARD_RULES)) for row, names in found
+                if HARD_RULES.intersection(names)]
+        by_rule = Counter(name for _, names in found for name in names)
+        outcomes[day] = CheckOutcome(not hard, {
+            "rows_checked": table.num_rows,
+            "hard_failures": len(hard),
+            "soft_findings": len(found) - len(hard),
+            "by_rule": ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items())) or "none",
+            "first_failing_rows": _rows_text(table, hard) or _rows_text(
+                table, [(row, ",".join(names)) for row, names in found]) or "none",
+        })
+    return outcomes
+
+
+def gap_outcome(record: PartitionRecord | None) -> CheckOutcome:
+    """Minutes the exchange never sent, from a 1m partition's catalog row."""
+    if record is None:
+        return CheckOutcome(False, {"error": "not in the catalog"})
+    ranges = [f"{ms_to_datetime(a):%H:%M}-{ms_to_datetime(b):%H:%M}"
+              for a, b in record.missing_ranges]
+    return CheckOutcome(record.missing_minutes == 0, {
+        "rows": record.rows,
+        "quarantined": record.quarantined,
+        "missing_minutes": record.missing_minutes,
+        "accounted_minutes": record.rows + record.quarantined + record.missing_minutes,
+        "missing_ranges": ", ".join(ranges[:SHOWN]) or "none",
+    })
+
+
+def consistency_outcome(report: ConsistencyReport) -> CheckOutcome:
+    """Derived candles vs the exchange's own candles of the same timeframe."""
+    shown = [f"{ms_to_datetime(m.open_ms):%H:%M} {m.field}: ours {m.ours} vs exchange {m.exchange}"
+             for m in report.mismatches[:SHOWN]]
+    return CheckOutcome(report.consistent, {
+        "compared": report.compared,
+        "mismatches": len(report.mismatches),
+        "first_mismatches": "\n".join(shown) or "none",
+        "only_ours": len(report.only_ours),
+        "only_exchange": len(report.only_exchange),
+    })
+
+
+def _rows_text(table: pa.Table, rows: Sequence[tuple[int, str]]) -> str:
+    """``HH:MM what`` of the first offending rows (``-1``: about the whole partition)."""
+    times = table.column("timestamp").cast(pa.int64()).to_pylist()
+    shown = [f"{ms_to_datetime(times[row]):%H:%M} {what}" if 0 <= row < len(times) else what
+             for row, what in list(dict.fromkeys(rows))[:SHOWN]]
+    return "\n".join(shown)
