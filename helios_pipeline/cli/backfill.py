@@ -34,17 +34,23 @@ def _backfill(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     symbols = parse_symbols(args.symbols)
     start, end = parse_day(args.start), parse_day(args.end)
-    _check_range(start, end)
+    _check_range(start, end, parse_day(settings.start_date))
     preflight(settings, symbols)
     failures = backfill_with_progress(settings, symbols, start, end)
     print_partitions(settings, symbols, start, end)
     return 1 if failures else 0
 
 
-def _check_range(start: date, end: date) -> None:
+def _check_range(start: date, end: date, first_day: date) -> None:
+    """Refuse a range the partitions cannot hold, before anything is fetched or written."""
     yesterday = datetime.now(tz=UTC).date() - timedelta(days=1)
     if end < start:
-        raise CliError(f"--end {end} is before --start {start}.")
+        raise CliError(f"--end {end} is before --start {start}: give the earlier day as --start.")
+    if start < first_day:
+        raise CliError(
+            f"--start {start} is before HELIOS_START_DATE={first_day}, the first day of the "
+            f"partitions: start at {first_day} or later, or set HELIOS_START_DATE earlier."
+        )
     if end > yesterday:
         raise CliError(
             f"--end {end} has not closed yet: the last complete UTC day is {yesterday}."
@@ -104,7 +110,7 @@ def print_partitions(settings: Settings, symbols: Sequence[str], start: date, en
     from helios_pipeline.storage.metadata import MetadataStore
 
     table = Table(title=f"ohlcv_1m partitions (files under {settings.data_dir}/market_data)")
-    for column in ("symbol", "day", "rows", "missing min", "version"):
+    for column in ("symbol", "day", "rows", "quarantined", "missing min", "version"):
         table.add_column(column)
     table.add_column("file", overflow="fold")
     catalog = MetadataStore(metadata_path(settings.data_dir))
@@ -114,7 +120,7 @@ def print_partitions(settings: Settings, symbols: Sequence[str], start: date, en
             exchange=settings.exchange, symbol=symbol, timeframe=Timeframe.M1,
             start=start, end=end,
         ):
-            table.add_row(symbol, str(record.day), str(record.rows),
+            table.add_row(symbol, str(record.day), str(record.rows), str(record.quarantined),
                           str(record.missing_minutes), str(record.version),
                           str(Path(record.path).relative_to(root)))
     console.print(table)

@@ -1,26 +1,51 @@
 """Self-healing: re-fetch partitions whose candles have gaps, a bounded number of times.
 
 The sensor reads the catalog for recent ``ohlcv_1m`` partitions that still miss minutes and
-launches a re-fetch of each, at most ``MAX_TRIES`` times (the count lives in the sensor's
-cursor). A gap that survives every try is real (an exchange outage, say): the sensor raises an
-alert once and leaves the partition alone.
+launches a re-fetch of each, one at a time per partition, at most ``MAX_TRIES`` times:
+
+* a try counts once its run has finished, whatever the outcome: a materialisation, or a failed
+  materialisation, of the partition after the try was requested. While it runs, nothing else
+  is launched for that partition;
+* a partition that heals leaves the count; if it is broken again later, counting starts afresh;
+* before launching, the sensor asks the exchange for its markets: when it does not answer,
+  nothing is launched (a re-fetch could only fail) and the tick is skipped with the reason,
+  warned once per outage rather than turned into red runs;
+* a gap that survives every try is real (an exchange outage, say): the sensor alerts once and
+  leaves the partition alone until it heals.
+
+The cursor is JSON: ``{"partitions": {key: {"since", "tries", "launched", "gave_up"}},
+"unreachable": bool}`` (times as epoch seconds).
 """
 
 import asyncio
 import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from helios_pipeline.defs.keys import OHLCV_1M
 from helios_pipeline.defs.partitions import SymbolDay
 from helios_pipeline.defs.resources import AlertsResource, ExchangeResource, StorageResource
 from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.exchanges.errors import ExchangeError
 from helios_pipeline.quality.alerts import Alert, AlertManager
 from helios_pipeline.storage.metadata import MetadataStore
 
 MAX_TRIES = 3
 LOOKBACK_DAYS = 7
-GAVE_UP = -1
+
+
+@dataclass
+class _Episode:
+    """One partition's current run of gaps: since when, finished tries, the pending one."""
+
+    since: float
+    tries: int = 0
+    launched: float | None = None
+    gave_up: bool = False
 
 
 def gappy_partitions(catalog: MetadataStore, exchange_id: str, since: datetime) -> list[SymbolDay]:
@@ -38,35 +63,76 @@ def build_self_healing_sensor(job_name: str) -> dg.SensorDefinition:
         name="self_healing_sensor", job_name=job_name, minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Re-fetches ohlcv_1m partitions of the last {LOOKBACK_DAYS} days that have "
-                    f"gaps, at most {MAX_TRIES} times each; then alerts and stops.",
+                    f"gaps, one at a time, at most {MAX_TRIES} finished tries each; then alerts. "
+                    "Launches nothing while the exchange does not answer.",
     )
     def self_healing_sensor(
         context: dg.SensorEvaluationContext, exchange: ExchangeResource,
         storage: StorageResource, alerts: AlertsResource,
-    ) -> dg.SensorResult:
-        tries: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    ) -> dg.SensorResult | dg.SkipReason:
+        state = json.loads(context.cursor) if context.cursor else {}
+        episodes = {k: _Episode(**v) for k, v in state.get("partitions", {}).items()}
         since = datetime.now(tz=UTC) - timedelta(days=LOOKBACK_DAYS)
-        requests, exhausted = [], []
-        for partition in gappy_partitions(storage.metadata(), exchange.exchange_id, since):
-            key = str(partition.key)
-            done = tries.get(key, 0)
-            if done == GAVE_UP:
-                continue
-            if done >= MAX_TRIES:
-                exhausted.append(partition)
-                tries[key] = GAVE_UP
-                continue
-            tries[key] = done + 1
-            requests.append(dg.RunRequest(run_key=f"{key}#try{done + 1}", partition_key=key,
-                                          tags={"helios/self_heal_try": str(done + 1)}))
+        gappy = {str(p.key): p for p in gappy_partitions(storage.metadata(),
+                                                         exchange.exchange_id, since)}
+        episodes = {k: e for k, e in episodes.items() if k in gappy}  # healed: count ends
+        now = time.time()
+        for key in gappy:
+            episode = episodes.setdefault(key, _Episode(since=now))
+            _count_finished(context.instance, key, episode)
+        due = [key for key, e in episodes.items()
+               if not e.gave_up and e.launched is None and e.tries < MAX_TRIES]
+        exhausted = [key for key, e in episodes.items()
+                     if not e.gave_up and e.launched is None and e.tries >= MAX_TRIES]
+        for key in exhausted:
+            episodes[key].gave_up = True
         if exhausted:
-            asyncio.run(_alert(alerts.manager(), exhausted))
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(tries, sort_keys=True))
+            asyncio.run(_alert(alerts.manager(), [gappy[k] for k in exhausted]))
+        problem = asyncio.run(_unreachable(exchange)) if due else None
+        cursor = {"partitions": {k: asdict(e) for k, e in episodes.items()},
+                  "unreachable": problem is not None}
+        if problem is not None:
+            if not state.get("unreachable"):
+                context.log.warning(f"Self-healing paused: {problem}")
+            context.update_cursor(json.dumps(cursor, sort_keys=True))
+            return dg.SkipReason(f"{len(due)} gappy partition(s) wait: {problem}")
+        requests = []
+        for key in due:
+            episode = episodes[key]
+            episode.launched = now
+            requests.append(dg.RunRequest(run_key=f"{key}@{episode.since:.0f}#{episode.tries + 1}",
+                                          partition_key=gappy[key].key))
+        cursor["partitions"] = {k: asdict(e) for k, e in episodes.items()}
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return self_healing_sensor
 
 
-async def _alert(manager: AlertManager, partitions: list[SymbolDay]) -> None:
+def _count_finished(instance: dg.DagsterInstance, key: str, episode: _Episode) -> None:
+    """Count the pending try once its run has left a (failed) materialisation of the partition."""
+    if episode.launched is None:
+        return
+    records = dg.AssetRecordsFilter(asset_key=OHLCV_1M, asset_partitions=[key],
+                                    after_timestamp=episode.launched)
+    finished = (instance.fetch_materializations(records, limit=1).records
+                or instance.fetch_failed_materializations(records, limit=1).records)
+    if finished:
+        episode.tries += 1
+        episode.launched = None
+
+
+async def _unreachable(exchange: ExchangeResource) -> str | None:
+    """Why the exchange cannot be reached now, or ``None`` when it answers."""
+    try:
+        async with exchange.client() as client:
+            await client.load_markets()
+    except ExchangeError as exc:
+        return (f"{exchange.exchange_id} at {exchange.base_url or 'its own address'} does not "
+                f"answer ({exc}); re-fetches resume once it does.")
+    return None
+
+
+async def _alert(manager: AlertManager, partitions: Sequence[SymbolDay]) -> None:
     await manager.send_all(
         Alert(
             severity="warning",

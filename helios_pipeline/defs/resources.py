@@ -42,8 +42,12 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                               self.timeout_s, self.qualifier)
 
     def client(self) -> ExchangeClient:
-        """A new client; use it as ``async with resource.client() as client``."""
-        return ExchangeClient.from_config(self.config())
+        """A new client; use it as ``async with resource.client() as client``.
+
+        Every client of one exchange in this process shares its circuit breaker, rate limiter
+        and in-flight cap (``exchanges.shared``): one run's open circuit holds for the next.
+        """
+        return ExchangeClient.from_config(self.config(), shared=True)
 
     @classmethod
     def from_config(cls, config: ExchangeConfig) -> ExchangeResource:

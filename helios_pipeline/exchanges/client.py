@@ -33,6 +33,7 @@ from helios_pipeline.exchanges.errors import ExchangeDataError, UnknownSymbolErr
 from helios_pipeline.exchanges.ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from helios_pipeline.exchanges.resilient import ResilientCaller
 from helios_pipeline.exchanges.retry import RetryPolicy
+from helios_pipeline.exchanges.shared import InFlightCap, shared_guards
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class ExchangeClient:
         sleep: Coroutine used for retry backoff waits.
         qualifier: Exchange qualifier for storage ids (``okx.BTCUSDT``) where several
             exchanges share a data root; ``None`` (default) keeps plain ids.
+        cap: Cap on requests in flight (default: a new one of ``max_in_flight``).
 
     Raises:
         ValueError: Unknown exchange id or ``max_in_flight`` < 1.
@@ -86,15 +88,14 @@ class ExchangeClient:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         qualifier: str | None = None,
+        cap: InFlightCap | None = None,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight={max_in_flight}: at least 1 request must be allowed.")
         self.exchange_id = exchange_id
         self.base_url = base_url
         self.qualifier = qualifier
         self._clock = clock
         self._caller = ResilientCaller(
-            exchange_id, base_url, max_in_flight, retry or RetryPolicy(),
+            exchange_id, base_url, cap or InFlightCap(max_in_flight), retry or RetryPolicy(),
             breaker or CircuitBreaker(exchange_id), limiter or AdaptiveRateLimiter(exchange_id),
             clock, sleep,
         )
@@ -115,18 +116,22 @@ class ExchangeClient:
             adapter.override_urls(self._exchange.urls, base_url)
 
     @classmethod
-    def from_config(
-        cls,
-        config: ExchangeConfig,
-        retry: RetryPolicy | None = None,
-        breaker: CircuitBreaker | None = None,
-        limiter: AdaptiveRateLimiter | None = None,
-    ) -> ExchangeClient:
-        """Client for ``config`` (``Settings.exchange_config()`` gives the configured one)."""
+    def from_config(cls, config: ExchangeConfig, *, shared: bool = False) -> ExchangeClient:
+        """Client for ``config`` (``Settings.exchange_config()`` gives the configured one).
+
+        Args:
+            config: The exchange and its limits.
+            shared: Use the process-wide breaker, limiter and in-flight cap of this exchange
+                (``exchanges.shared``) instead of new ones: what every client of a long-lived
+                process (Dagster) should do.
+        """
+        guards = (shared_guards(config.exchange_id, config.base_url, config.max_in_flight)
+                  if shared else None)
         return cls(
             config.exchange_id, base_url=config.base_url, max_in_flight=config.max_in_flight,
-            timeout_s=config.timeout_s, retry=retry, breaker=breaker, limiter=limiter,
-            qualifier=config.qualifier,
+            timeout_s=config.timeout_s, qualifier=config.qualifier,
+            breaker=guards.breaker if guards else None,
+            limiter=guards.limiter if guards else None, cap=guards.cap if guards else None,
         )
 
     async def __aenter__(self) -> Self:

@@ -11,7 +11,6 @@ through a context variable, so concurrent calls never mix their responses up.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -28,6 +27,7 @@ from helios_pipeline.exchanges.errors import (
 )
 from helios_pipeline.exchanges.ratelimit import AdaptiveRateLimiter, Clock, Sleep
 from helios_pipeline.exchanges.retry import FailureKind, RetryPolicy, classify
+from helios_pipeline.exchanges.shared import InFlightCap
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class ResilientCaller:
     Args:
         exchange_id: ccxt exchange id, for error messages.
         base_url: The address requests go to (``None``: the exchange's own), for error messages.
-        max_in_flight: Requests in flight at once.
+        cap: The cap on requests in flight (shared across clients of one exchange or not).
         retry: Retry policy.
         breaker: The exchange's circuit breaker.
         limiter: The exchange's rate limiter.
@@ -49,7 +49,7 @@ class ResilientCaller:
     """
 
     def __init__(
-        self, exchange_id: str, base_url: str | None, max_in_flight: int, retry: RetryPolicy,
+        self, exchange_id: str, base_url: str | None, cap: InFlightCap, retry: RetryPolicy,
         breaker: CircuitBreaker, limiter: AdaptiveRateLimiter, clock: Clock, sleep: Sleep,
     ) -> None:
         self.exchange_id = exchange_id
@@ -59,7 +59,7 @@ class ResilientCaller:
         self._retry = retry
         self._clock = clock
         self._sleep = sleep
-        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._cap = cap
         self.requests_sent = 0
         self.retries = 0
         self.failures = 0
@@ -107,7 +107,7 @@ class ResilientCaller:
         self, weight: int, request: Callable[[], Awaitable[T]], record: adapter.ResponseRecord
     ) -> T:
         await self.limiter.acquire(weight)
-        async with self._semaphore:
+        async with self._cap:
             token = adapter.CURRENT_RESPONSE.set(record)
             self.requests_sent += 1
             self.in_flight += 1

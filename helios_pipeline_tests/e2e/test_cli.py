@@ -49,6 +49,8 @@ def test_backfill_through_dagster(cli_env: Path, capsys: pytest.CaptureFixture[s
     [
         (["--start", "2024-13-01", "--end", "2024-01-02"], "Bad date '2024-13-01'"),
         (["--start", "2024-01-05", "--end", "2024-01-02"], "is before --start"),
+        (["--start", "2017-01-01", "--end", "2017-01-02"], "is before HELIOS_START_DATE"),
+        (["--start", "2017-08-10", "--end", "2017-08-20"], "is before HELIOS_START_DATE"),
         (["--start", "2024-01-01", "--end", "2999-01-01"], "has not closed yet"),
     ],
 )
@@ -56,7 +58,11 @@ def test_bad_dates_are_explained(
     cli_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     assert main(["backfill", "--symbols", "BTC/USDT", *args]) == 2
-    assert message in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert message in out
+    assert "Traceback" not in out
+    assert len(out.strip().splitlines()) <= 2  # one message (wrapped at most once)
+    assert not (cli_env / "market_data").exists()  # nothing half-written
 
 
 def test_unknown_symbol_is_explained(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pyarrow.parquet as pq
 
 from helios_pipeline.domain.timeframe import Timeframe
@@ -14,17 +16,44 @@ from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.conftest import REPO_ROOT
 
 
-def test_demo_command_leaves_daily_files_and_catalog_rows(tmp_path: Path) -> None:
+def demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``scripts/demo --days 2`` with its Dagster instance and data root under ``tmp_path``."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {home}/storage\n")
-    data = tmp_path / "data"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "HELIOS_DATA_DIR": str(data)}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HELIOS_DATA_DIR": str(tmp_path / "data")}
     env.pop("HELIOS_EXCHANGE_URL", None)
-    done = subprocess.run(
+    return subprocess.run(
         ["bash", str(REPO_ROOT / "scripts" / "demo"), "--days", "2"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.parquet"))}
+
+
+def test_demo_runs_twice_into_one_instance_and_changes_nothing(tmp_path: Path) -> None:
+    first = demo(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = file_hashes(tmp_path / "data" / "market_data")
+    second = demo(tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert file_hashes(tmp_path / "data" / "market_data") == before
+    records = MetadataStore(tmp_path / "data" / "metadata.sqlite").list_partitions()
+    assert {r.version for r in records} == {1}  # the same bytes: no new catalog versions
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        runs = instance.get_run_records()
+        assert runs
+        failed = [r.dagster_run.job_name for r in runs
+                  if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
+    assert failed == []  # the UI opened after the demo shows no red run
+
+
+def test_demo_command_leaves_daily_files_and_catalog_rows(tmp_path: Path) -> None:
+    done = demo(tmp_path)
+    data = tmp_path / "data"
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ohlcv_1m partitions" in done.stdout
     assert "helios ui" in done.stdout

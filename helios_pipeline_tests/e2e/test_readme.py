@@ -27,6 +27,8 @@ def test_research_snippet_runs(tmp_path: Path, sim: SimExchangeServer) -> None:
     )
     assert done.returncode == 0, done.stderr
     counts = next(line.split() for line in done.stdout.splitlines() if line.startswith("count"))
-    assert [float(c) for c in counts[1:]] == [2880.0] * 5  # two full days, five columns
+    assert [float(c) for c in counts[1:]] == [1440.0] * 5  # a full day, five columns
+    assert "hours 24 2024-05-01 00:00:00+00:00" in done.stdout
     files = sorted((tmp_path / "data" / "market_data" / "BTCUSDT").rglob("ohlcv_1m_*.parquet"))
-    assert [f.name for f in files] == ["ohlcv_1m_20240501.parquet", "ohlcv_1m_20240502.parquet"]
+    assert [f.name for f in files] == ["ohlcv_1m_20240501.parquet", "ohlcv_1m_20240502.parquet",
+                                       "ohlcv_1m_20240503.parquet"]
