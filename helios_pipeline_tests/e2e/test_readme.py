@@ -31,4 +31,6 @@ def test_research_snippet_runs(tmp_path: Path, sim: SimExchangeServer) -> None:
     assert "hours 24 2024-05-01 00:00:00+00:00" in done.stdout
     files = sorted((tmp_path / "data" / "market_data" / "BTCUSDT").rglob("ohlcv_1m_*.parquet"))
     assert [f.name for f in files] == ["ohlcv_1m_20240501.parquet", "ohlcv_1m_20240502.parquet",
-                                       "ohlcv_1m_20240503.parquet"]
+                                       "ohlcv_1m_20240503.parquet", "ohlcv_1m_20240504.parquet"]
+    derived = sorted((tmp_path / "data" / "market_data" / "BTCUSDT").rglob("ohlcv_1h_*.parquet"))
+    assert "ohlcv_1h_20240504.parquet" in [f.name for f in derived]  # dg.materialize derived it
