@@ -59,6 +59,8 @@ class Settings:
             (``HELIOS_STREAM_STALL_TIMEOUT_S``).
         stream_shards: Processes ``helios stream`` splits the symbols over
             (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
+        keep_versions: Earlier contents kept per partition when a re-fetch changes it
+            (``HELIOS_KEEP_VERSIONS``), readable with ``MarketDataQuery.ohlcv(as_of=...)``.
     """
 
     data_dir: Path = Path("local/data")
@@ -81,6 +83,7 @@ class Settings:
     stream_queue_size: int = 50_000
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
+    keep_versions: int = 5
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -172,10 +175,17 @@ def _parse_retention(var: str, raw: str) -> int:
     return int(raw)
 
 
+def _parse_count(var: str, raw: str) -> int:
+    if not raw.isdigit():
+        raise SettingsError(f"{var}={raw!r}: expected a whole number, 0 or more.")
+    return int(raw)
+
+
 # Variables whose values need more than the generic parsing above.
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "validation": _parse_validation,
     "freshness_deadline_hour": _parse_hour,
     "hot_retention_minutes": _parse_retention,
     "stream_kinds": _parse_kinds,
+    "keep_versions": _parse_count,
 }

@@ -29,9 +29,9 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helios_pipeline.batch.aggregate import aggregate_table
 from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES, DerivedReport
 from helios_pipeline.batch.ohlcv import PartitionReport, check_day_closed, not_sent
+from helios_pipeline.domain.aggregate import aggregate_table
 from helios_pipeline.domain.columns import (
     ANOMALY_FLAGS,
     IS_VALIDATED,

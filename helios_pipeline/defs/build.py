@@ -34,6 +34,7 @@ from helios_pipeline.defs.realtime import (
 from helios_pipeline.defs.resources import (
     AlertsResource,
     ExchangeResource,
+    MarketDataQueryResource,
     ReferenceExchangeResource,
     StorageResource,
 )
@@ -65,7 +66,12 @@ def _resources(settings: Settings) -> dict[str, object]:
         "reference_exchange": ReferenceExchangeResource.from_config(
             settings.reference_exchange_config()),
         "storage": StorageResource(data_dir=str(settings.data_dir),
-                                   storage_format=settings.storage_format),
+                                   storage_format=settings.storage_format,
+                                   keep_versions=settings.keep_versions),
+        "market_data": MarketDataQueryResource(
+            data_dir=str(settings.data_dir), exchange=settings.exchange,
+            redis_url=settings.redis_url, hot_retention_minutes=settings.hot_retention_minutes,
+            keep_versions=settings.keep_versions, start_date=settings.start_date),
         "candle_io_manager": CandleIOManager(data_dir=str(settings.data_dir),
                                              storage_format=settings.storage_format),
         "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),

@@ -3,7 +3,8 @@
 The stream service (``helios stream``) keeps the last hour of validated ticks in Redis. When an
 hour closes, ``ticker_snapshots_sensor`` launches a run for that symbol x hour, and the
 ``ticker_snapshots`` asset writes the hour's ticks to ``ticker_{YYYYMMDD}_{HH}`` (plus the
-rolling ``current/realtime_ticker``), so streamed data lands in warm storage. The asset
+rolling ``current/realtime_ticker`` and ``current/realtime_ohlcv_1m``, the live 1m candles of the
+last 24 hours), so streamed data lands in warm storage. The asset
 check on each hour (``defs/live_candles``) reads the hour's live 1m candles through
 :meth:`RealtimeMarketDataResource.hour_candles`.
 """
@@ -20,6 +21,7 @@ from helios_pipeline.domain.symbols import from_storage_id
 from helios_pipeline.domain.ticks import Tick, TickKind
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.settings import Settings
+from helios_pipeline.storage.current_candles import store_current_candles
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
 
@@ -64,12 +66,16 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         already dropped them (it keeps ``retention_minutes``).
         """
         start = datetime_to_ms(hour)
+        candles = self.live_candles(symbol)
+        return [c for c in candles if start <= c.open_ms < start + Timeframe.H1.ms]
+
+    def live_candles(self, symbol: str) -> list[LiveCandle]:
+        """Every live 1m candle of ``symbol`` Redis holds, oldest first."""
         hot = self.store()
         try:
-            candles = hot.live_candles(symbol)
+            return hot.live_candles(symbol)
         finally:
             hot.close()
-        return [c for c in candles if start <= c.open_ms < start + Timeframe.H1.ms]
 
     def health(self) -> dict[str, str]:
         """The stream service's last published health, shards combined (empty when none)."""
@@ -101,7 +107,8 @@ def build_ticker_snapshots(partitions: dg.MultiPartitionsDefinition) -> dg.Asset
         kinds={"redis", "parquet"},
         description="Streamed ticker/book-top ticks per symbol and UTC hour, flushed from Redis "
                     "to market_data/{SYMBOL}/{YYYY}/{MM}/ticker_{YYYYMMDD}_{HH}.parquet when the "
-                    "hour closes (plus current/realtime_ticker, the rolling hour).",
+                    "hour closes (plus current/realtime_ticker, the rolling hour, and "
+                    "current/realtime_ohlcv_1m, the live 1m candles of the last 24 hours).",
     )
     def ticker_snapshots(
         context: dg.AssetExecutionContext, realtime: RealtimeMarketDataResource,
@@ -112,8 +119,10 @@ def build_ticker_snapshots(partitions: dg.MultiPartitionsDefinition) -> dg.Asset
             symbol, hour = parse_ticker_key(partitions, key)
             ticks = _closed_hour_ticks(realtime, symbol, hour)
             stored = store_ticker_hour(data_dir, symbol, hour, ticks)
-            hour_ago = datetime_to_ms(datetime.now(tz=UTC)) - 3_600_000
-            store_current_ticker(data_dir, symbol, realtime.recent_ticks(symbol, hour_ago))
+            now_ms = datetime_to_ms(datetime.now(tz=UTC))
+            store_current_ticker(data_dir, symbol, realtime.recent_ticks(symbol,
+                                                                         now_ms - 3_600_000))
+            store_current_candles(data_dir, symbol, realtime.live_candles(symbol), now_ms)
             metadata: dict[str, dg.RawMetadataValue] = {
                 "rows": stored.rows, "path": dg.MetadataValue.path(str(stored.path)),
                 "content_hash": stored.content_hash,

@@ -15,6 +15,7 @@ from helios_pipeline.domain.formats import StorageFormat
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.quality.alerts import AlertManager
+from helios_pipeline.query.engine import MarketDataQuery
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
@@ -91,6 +92,7 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     data_dir: str = "local/data"
     storage_format: str = "parquet"
+    keep_versions: int = 5
 
     @property
     def root(self) -> Path:
@@ -100,7 +102,7 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def candles(self) -> CandleStore:
         """Candle partition files."""
         fmt: StorageFormat = "csv" if self.storage_format == "csv" else "parquet"
-        return CandleStore(self.root, fmt=fmt)
+        return CandleStore(self.root, fmt=fmt, keep_versions=self.keep_versions)
 
     def metadata(self) -> MetadataStore:
         """Markets, configs and the partition catalog."""
@@ -109,6 +111,23 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def quarantine(self) -> QuarantineStore:
         """Rejected rows and why."""
         return QuarantineStore(self.root)
+
+
+class MarketDataQueryResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """``MarketDataQuery`` for assets: candles, prices and profiles from every tier."""
+
+    data_dir: str = "local/data"
+    exchange: str = "binance"
+    redis_url: str | None = None
+    hot_retention_minutes: int = 90
+    keep_versions: int = 5
+    start_date: str = "2017-08-17"
+
+    def query(self) -> MarketDataQuery:
+        """A query over the configured tiers (close it when done)."""
+        return MarketDataQuery(Path(self.data_dir), self.exchange, redis_url=self.redis_url,
+                               hot_retention_minutes=self.hot_retention_minutes,
+                               keep_versions=self.keep_versions, start_date=self.start_date)
 
 
 class AlertsResource(dg.ConfigurableResource):  # type: ignore[type-arg]

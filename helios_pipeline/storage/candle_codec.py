@@ -274,13 +274,28 @@ def read_table(path: Path) -> pa.Table:
     return read_parquet(path)
 
 
+def read_table_bytes(data: bytes, suffix: str, where: str = "partition") -> pa.Table:
+    """:func:`read_table` of a file's bytes (``suffix``: ``.parquet`` or ``.csv``).
+
+    Raises:
+        PartitionError: The bytes are not a candle partition.
+    """
+    if suffix == ".csv":
+        text = io.StringIO(data.decode("utf-8"), newline="")
+        return to_table(_csv_columns(list(csv.reader(text)), where), where)
+    return _normalised(pq.read_table(pa.BufferReader(data)), where)
+
+
 def read_parquet(path: Path) -> pa.Table:
     """Table with :data:`OHLCV_SCHEMA` from a Parquet partition file.
 
     Raises:
         PartitionError: The file lacks a column or a column cannot be cast to the schema.
     """
-    table = pq.read_table(path)
+    return _normalised(pq.read_table(path), str(path))
+
+
+def _normalised(table: pa.Table, path: str) -> pa.Table:
     if table.schema.equals(OHLCV_SCHEMA):
         return table
     try:
@@ -317,7 +332,10 @@ def read_csv_columns(path: Path) -> Columns:
         PartitionError: Wrong header, ragged row or unparsable value.
     """
     with path.open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.reader(stream))
+        return _csv_columns(list(csv.reader(stream)), str(path))
+
+
+def _csv_columns(rows: list[list[str]], path: str) -> Columns:
     header = tuple(rows[0]) if rows else ()
     if header not in (CANDLE_FILE_COLUMNS, OHLCV_COLUMNS):  # the second: before validation
         raise PartitionError(f"{path}: header is not {','.join(CANDLE_FILE_COLUMNS)}.")

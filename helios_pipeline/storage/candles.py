@@ -18,6 +18,7 @@ validation decided travels with the candles it decided on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,11 +62,13 @@ from helios_pipeline.storage.candle_codec import (
     read_csv_columns,
     read_parquet,
     read_table,
+    read_table_bytes,
     table_columns,
     to_frame,
     to_table,
 )
 from helios_pipeline.storage.paths import ohlcv_path, ohlcv_paths
+from helios_pipeline.storage.versions import DEFAULT_KEEP, VersionStore
 
 __all__ = [
     "OHLCV_SCHEMA",
@@ -112,13 +115,17 @@ class CandleStore:
         data_dir: Data root (``Settings.data_dir``).
         fmt: Format new partitions are written in. Reads accept both formats; when a day exists
             in both (a CSV mirror), the configured format is read.
+        keep_versions: Earlier contents kept per partition when a write changes it
+            (``storage.versions``).
     """
 
-    def __init__(self, data_dir: Path | str, fmt: StorageFormat = "parquet") -> None:
+    def __init__(self, data_dir: Path | str, fmt: StorageFormat = "parquet",
+                 keep_versions: int = DEFAULT_KEEP) -> None:
         self._data_dir = Path(data_dir)
         if fmt not in FILE_FORMATS:
             raise ValueError(f"Unknown storage format {fmt!r}; expected 'parquet' or 'csv'.")
         self._fmt: StorageFormat = fmt
+        self.versions = VersionStore(self._data_dir, keep_versions)
 
     @property
     def data_dir(self) -> Path:
@@ -223,7 +230,7 @@ class CandleStore:
 
     def _write(self, path: Path, data: bytes, open_times: list[int], timeframe: Timeframe,
                day: date) -> StoredPartition:
-        changed = _write_if_changed(path, data)
+        changed = self._write_if_changed(path, data)
         return StoredPartition(
             path=path,
             rows=len(open_times),
@@ -296,6 +303,38 @@ class CandleStore:
                 tables.append(read_table(path))
         table = pa.concat_tables(tables) if tables else OHLCV_SCHEMA.empty_table()
         return to_frame(table, as_float)
+
+    def _write_if_changed(self, path: Path, data: bytes) -> bool:
+        """Write ``data`` atomically unless ``path`` already holds exactly these bytes.
+
+        Different bytes replace the file only after its current content is kept as an earlier
+        version.
+        """
+        try:
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                return False
+        except FileNotFoundError:
+            pass
+        self.versions.keep_current(path)
+        write_atomic(path, data)
+        return True
+
+    def load_version(self, record_path: Path, content_hash: str) -> pa.Table:
+        """The content of one catalog version of a partition, current or kept.
+
+        Args:
+            record_path: The partition's file (``PartitionRecord.path``).
+            content_hash: The version's content hash.
+
+        Raises:
+            VersionNotKeptError: The version is neither current nor kept.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            data = record_path.read_bytes()
+            if hashlib.sha256(data).hexdigest() == content_hash:
+                return read_table_bytes(data, record_path.suffix)
+        data = self.versions.load_bytes(record_path, content_hash)
+        return read_table_bytes(data, record_path.suffix)
 
     def _existing(
         self, symbol: str, timeframe: Timeframe, day: date, exchange: str | None
@@ -393,17 +432,6 @@ def _missing(open_times: list[int], timeframe: Timeframe, day: date) -> list[tup
         return []
     start = day_start_ms(day)
     return missing_ranges(open_times, start, start + DAY_MS, timeframe.ms)
-
-
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    """Write ``data`` atomically unless ``path`` already holds exactly these bytes."""
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    write_atomic(path, data)
-    return True
 
 
 def candles_of(columns: Columns, symbol: str, timeframe: Timeframe) -> list[OHLCVData]:

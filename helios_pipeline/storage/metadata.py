@@ -386,6 +386,34 @@ class MetadataStore:
         with self._connect() as conn:
             return _select(conn, where, tuple(value for _, value in used))
 
+    def stored_symbols(self, exchange: str) -> set[str]:
+        """Symbols with at least one recorded partition on ``exchange``."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT DISTINCT symbol FROM partitions WHERE exchange = ?",
+                                (exchange,)).fetchall()
+        return {row[0] for row in rows}
+
+    def partitions_as_of(
+        self, exchange: str, symbol: str, timeframe: Timeframe, start: date, end: date,
+        at: datetime,
+    ) -> list[PartitionRecord]:
+        """Per day from ``start`` to ``end``, the version that was the newest at ``at``.
+
+        Days first written after ``at`` are left out. Ordered by day.
+        """
+        if at.tzinfo is None:
+            raise ValueError(f"Naive datetime {at.isoformat()}: give a tz-aware (UTC) moment.")
+        key = (exchange, symbol, timeframe.value, start.isoformat(), end.isoformat())
+        where = ("exchange = ? AND symbol = ? AND timeframe = ? AND day >= ? AND day <= ?"
+                 " ORDER BY day, version")
+        with self._connect() as conn:
+            versions = _select(conn, where, key)
+        newest: dict[date, PartitionRecord] = {}
+        for record in versions:
+            if record.written_at <= at:
+                newest[record.day] = record
+        return [newest[day] for day in sorted(newest)]
+
     # -- internals -------------------------------------------------------------------------------
 
     @contextmanager

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from helios_pipeline.batch.aggregate import aggregate_table
 from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES, derive_day
 from helios_pipeline.batch.ingest import Stores, ingest_range
 from helios_pipeline.batch.ohlcv import ingest_ohlcv_day
+from helios_pipeline.domain.aggregate import aggregate_table
 from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.resample import aggregate_candles
 from helios_pipeline.domain.timeframe import Timeframe

@@ -31,7 +31,7 @@ from helios_pipeline.domain.columns import (
 )
 from helios_pipeline.domain.resample import PARTIAL_BUCKET
 from helios_pipeline.domain.schema import OHLCV_SCHEMA, TIMESTAMP_TYPE, VALIDATION_TYPES
-from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.domain.timeframe import Bucket, Timeframe
 
 _BUCKET = "bucket"
 _ROW = "row"  # the minute's position: open and close come from a bucket's first and last rows
@@ -45,20 +45,21 @@ _VALUES = [
 _AGGREGATES = [*_VALUES, (_ROW, "min"), (_ROW, "max"), (_ROW, "count")]
 
 
-def aggregate_table(minutes: pa.Table, target: Timeframe) -> pa.Table:
+def aggregate_table(minutes: pa.Table, target: Timeframe | Bucket) -> pa.Table:
     """Aggregate a table of 1m candles (sorted, unique open times) into ``target`` candles.
 
     Args:
         minutes: Table with :data:`~helios_pipeline.domain.schema.OHLCV_SCHEMA`.
-        target: The longer timeframe.
+        target: The longer timeframe: a stored one or any :class:`Bucket` (``30m``, ``1w``).
 
     Returns:
         A table with the same schema, one row per bucket that has at least one minute.
     """
-    if target is Timeframe.M1:
+    bucket = target if isinstance(target, Bucket) else Bucket.of(target)
+    if bucket.ms == Timeframe.M1.ms:
         raise ValueError("aggregate_table makes longer candles from 1m ones; target is 1m.")
     opens = minutes.column(TIMESTAMP).cast(pa.int64())
-    buckets = pc.subtract(opens, pc.modulo(opens, target.ms))
+    buckets = pc.subtract(opens, pc.modulo(pc.subtract(opens, bucket.offset_ms), bucket.ms))
     rows = pa.array(range(minutes.num_rows), pa.int64())
     grouped = (minutes.append_column(_BUCKET, buckets).append_column(_ROW, rows)
                .group_by(_BUCKET, use_threads=False)
@@ -66,12 +67,12 @@ def aggregate_table(minutes: pa.Table, target: Timeframe) -> pa.Table:
                .sort_by(_BUCKET))
     starts = grouped.column(_BUCKET)
     counts = grouped.column(f"{_ROW}_count").to_pylist()
-    expected = target.ms // Timeframe.M1.ms
+    expected = bucket.ms // Timeframe.M1.ms
     columns = {
         TIMESTAMP: starts.cast(TIMESTAMP_TYPE),
         OPEN: minutes.column(OPEN).take(grouped.column(f"{_ROW}_min")),
         CLOSE: minutes.column(CLOSE).take(grouped.column(f"{_ROW}_max")),
-        CLOSE_TIME: pc.add(starts, target.ms - 1),
+        CLOSE_TIME: pc.add(starts, bucket.ms - 1),
         ANOMALY_FLAGS: _flags(minutes, buckets, starts.to_pylist(),
                               [n < expected for n in counts]),
         **{name: grouped.column(f"{name}_{how}") for name, how, *_ in _VALUES},

@@ -1,0 +1,79 @@
+"""Stored versions: candles as they were stored at a past moment, and what changed between two.
+
+The catalog (``storage.metadata``) records every version of every partition with its content hash
+and when it was written; ``storage.versions`` keeps earlier contents. ``ohlcv(..., as_of=t)``
+reads, day by day, the version that was the newest at ``t`` (:func:`load_as_of`); ``helios
+history`` lists a partition's versions and shows what changed (:func:`diff_tables`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+from helios_pipeline.domain.columns import COMPARED_FIELDS, TIMESTAMP
+from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.query.sources import Span, clip, stitch, tiered
+from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.metadata import MetadataStore
+
+
+def load_as_of(store: CandleStore, catalog: MetadataStore, exchange: str, symbol: str,
+               timeframe: Timeframe, span: Span, at: datetime) -> pa.Table:
+    """The span's candles as stored at ``at`` (warm tier only: live data has no versions).
+
+    Raises:
+        VersionNotKeptError: A version the catalog names is no longer kept.
+    """
+    days = span.days()
+    if not days:
+        return stitch([])
+    records = catalog.partitions_as_of(exchange, symbol, timeframe, days[0], days[-1], at)
+    tables = [store.load_version(r.path, r.content_hash) for r in records]
+    if not tables:
+        return stitch([])
+    return tiered(clip(pa.concat_tables(tables), span), "warm")
+
+
+@dataclass
+class TableDiff:
+    """What differs between two versions of a partition.
+
+    Attributes:
+        added: Open times only the newer version has.
+        removed: Open times only the older version has.
+        changed: ``(open time, column, old, new)`` for values that differ.
+    """
+
+    added: list[datetime] = field(default_factory=list)
+    removed: list[datetime] = field(default_factory=list)
+    changed: list[tuple[datetime, str, object, object]] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        """Whether the two versions hold the same candles."""
+        return not (self.added or self.removed or self.changed)
+
+
+def diff_tables(old: pa.Table, new: pa.Table,
+                columns: tuple[str, ...] = (*COMPARED_FIELDS, "anomaly_flags")) -> TableDiff:
+    """Candle by candle, what ``new`` adds, removes and changes relative to ``old``."""
+    before = _rows(old, columns)
+    after = _rows(new, columns)
+    diff = TableDiff(
+        added=[ms_to_datetime(t) for t in sorted(after.keys() - before.keys())],
+        removed=[ms_to_datetime(t) for t in sorted(before.keys() - after.keys())],
+    )
+    for ts in sorted(before.keys() & after.keys()):
+        for name, a, b in zip(columns, before[ts], after[ts], strict=True):
+            if a != b:
+                diff.changed.append((ms_to_datetime(ts), name, a, b))
+    return diff
+
+
+def _rows(table: pa.Table, columns: tuple[str, ...]) -> dict[int, tuple[object, ...]]:
+    times = table.column(TIMESTAMP).cast(pa.int64()).to_pylist()
+    values = [table.column(name).to_pylist() for name in columns]
+    return {ts: tuple(v[i] for v in values) for i, ts in enumerate(times)}
