@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from helios_pipeline.cli import backfill, demo, history, sim, stream, ui
 from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import SymbolError
-from helios_pipeline.settings import SettingsError
+from helios_pipeline.settings import Settings, SettingsError
+from helios_pipeline.storage.system_logs import install_system_logs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Dagster flags backfill policies as beta on every import; not news for a CLI user.
     warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")
     try:
+        install_system_logs(Settings.from_env().data_dir)
         return int(args.handler(args))
     except (CliError, SettingsError, SymbolError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")

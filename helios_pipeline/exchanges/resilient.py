@@ -11,9 +11,12 @@ through a context variable, so concurrent calls never mix their responses up.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
+from helios_pipeline.domain.logs import API_PERFORMANCE_LOGGER
 from helios_pipeline.exchanges import ccxt_adapter as adapter
 from helios_pipeline.exchanges.breaker import CircuitBreaker
 from helios_pipeline.exchanges.errors import (
@@ -30,6 +33,7 @@ from helios_pipeline.exchanges.retry import FailureKind, RetryPolicy, classify
 from helios_pipeline.exchanges.shared import InFlightCap
 
 T = TypeVar("T")
+API_LOG = logging.getLogger(API_PERFORMANCE_LOGGER)
 
 DEFAULT_BAN_S = 120.0  # Binance's shortest ban, used when a 418 carries no Retry-After.
 
@@ -84,9 +88,11 @@ class ResilientCaller:
                 note = "; retries stopped because the circuit breaker opened"
                 raise self._final_error(*last, endpoint, attempt - 1, note) from open_error
             record = adapter.ResponseRecord()
+            began = time.perf_counter()
             try:
                 result = await self._attempt(weight, request, record)
             except Exception as exc:
+                self._log_attempt(endpoint, weight, record, began)
                 kind, error = self._judge(exc, record, endpoint)
                 if not self._retry.should_retry(kind, attempt):
                     final = self._final_error(kind, error, endpoint, attempt)
@@ -101,7 +107,18 @@ class ResilientCaller:
                 self.breaker.record_ignored()  # cancelled: says nothing about the exchange
                 raise
             self.breaker.record_success()
+            self._log_attempt(endpoint, weight, record, began)
             return result
+
+    def _log_attempt(self, endpoint: str, weight: int, record: adapter.ResponseRecord,
+                     began: float) -> None:
+        """One line per attempt for ``system/api_performance`` (when a file is attached)."""
+        if API_LOG.isEnabledFor(logging.INFO):
+            elapsed_ms = round((time.perf_counter() - began) * 1000, 2)
+            API_LOG.info("%s %s %s", self.exchange_id, endpoint, record.status, extra={"api": {
+                "exchange": self.exchange_id, "endpoint": endpoint, "status": record.status,
+                "ms": elapsed_ms, "weight": weight,
+                "used_weight": record.headers.get("x-mbx-used-weight-1m")}})
 
     async def _attempt(
         self, weight: int, request: Callable[[], Awaitable[T]], record: adapter.ResponseRecord
