@@ -51,3 +51,20 @@ install_project() {
   fi
   export PATH="$VENV/bin:$PATH"
 }
+
+# The PostgreSQL server the Dagster-on-PostgreSQL test uses (127.0.0.1:5432, trust auth for the
+# postgres user, as Debian's package sets it up locally): started when installed but not running.
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  need_apt_packages postgresql pg_ctlcluster
+  echo "==> starting PostgreSQL"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo service postgresql start >/dev/null 2>&1 || $sudo pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 1
+  done
+  echo "PostgreSQL did not start on 127.0.0.1:5432; start it (service postgresql start) and re-run." >&2
+  return 1
+}
