@@ -61,6 +61,10 @@ class Settings:
             (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
         keep_versions: Earlier contents kept per partition when a re-fetch changes it
             (``HELIOS_KEEP_VERSIONS``), readable with ``MarketDataQuery.ohlcv(as_of=...)``.
+        stream_alert_lag_ms: ``stream_health_sensor`` alerts when the stream's lag passes this
+            (``HELIOS_STREAM_ALERT_LAG_MS``).
+        stream_alert_shed: ...and when more ticks than this were shed between two of its checks
+            (``HELIOS_STREAM_ALERT_SHED``).
     """
 
     data_dir: Path = Path("local/data")
@@ -84,6 +88,8 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
     keep_versions: int = 5
+    stream_alert_lag_ms: int = 5_000
+    stream_alert_shed: int = 0
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -188,4 +194,6 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "hot_retention_minutes": _parse_retention,
     "stream_kinds": _parse_kinds,
     "keep_versions": _parse_count,
+    "stream_alert_lag_ms": _parse_count,
+    "stream_alert_shed": _parse_count,
 }

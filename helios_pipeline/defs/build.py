@@ -38,6 +38,7 @@ from helios_pipeline.defs.resources import (
     ReferenceExchangeResource,
     StorageResource,
 )
+from helios_pipeline.quality.stream_watch import StreamThresholds
 from helios_pipeline.settings import Settings
 
 OHLCV_1M_JOB = "ohlcv_1m_job"
@@ -132,5 +133,7 @@ def _realtime_defs(settings: Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[snapshots], asset_checks=[live_candles], jobs=[job],
-        sensors=[build_ticker_snapshots_sensor(tickers, TICKERS_JOB), build_stream_health_sensor()],
+        sensors=[build_ticker_snapshots_sensor(tickers, TICKERS_JOB),
+                 build_stream_health_sensor(StreamThresholds(settings.stream_alert_lag_ms,
+                                                             settings.stream_alert_shed))],
     )

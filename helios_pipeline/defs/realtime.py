@@ -9,17 +9,19 @@ check on each hour (``defs/live_candles``) reads the hour's live 1m candles thro
 :meth:`RealtimeMarketDataResource.hour_candles`.
 """
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from helios_pipeline.defs.partitions import SYMBOL_DIM, SYMBOLS, registered_symbols
-from helios_pipeline.defs.resources import StorageResource
+from helios_pipeline.defs.resources import AlertsResource, StorageResource
 from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.symbols import from_storage_id
 from helios_pipeline.domain.ticks import Tick, TickKind
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
+from helios_pipeline.quality.stream_watch import StreamThresholds, WatchState, watch
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.current_candles import store_current_candles
 from helios_pipeline.storage.hot.store import HotStore
@@ -203,29 +205,36 @@ def build_ticker_snapshots_sensor(
     return ticker_snapshots_sensor
 
 
-def build_stream_health_sensor() -> dg.SensorDefinition:
-    """Records the stream service's health (lag, reconnects, shed ticks) as observations."""
+def build_stream_health_sensor(thresholds: StreamThresholds) -> dg.SensorDefinition:
+    """Records the stream service's health as observations; alerts once per problem episode."""
 
     @dg.sensor(
         name="stream_health_sensor", minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Every 30 s: lag, reconnects and shed ticks of `helios stream`, as "
-                    "observations on ticker_snapshots (see its Events tab).",
+                    "observations on ticker_snapshots (see its Events tab); one alert when the "
+                    f"stream goes down, lags over {thresholds.max_lag_ms} ms or sheds over "
+                    f"{thresholds.max_shed} ticks, one when that is over.",
     )
     def stream_health_sensor(
-        context: dg.SensorEvaluationContext, realtime: RealtimeMarketDataResource
+        context: dg.SensorEvaluationContext, realtime: RealtimeMarketDataResource,
+        alerts: AlertsResource,
     ) -> dg.SensorResult:
         health = realtime.health()
+        state = WatchState.from_cursor(context.cursor)
+        raised, state = watch(health, state, thresholds, realtime.exchange, datetime.now(tz=UTC))
+        if raised:
+            asyncio.run(alerts.manager().send_all(raised))
         if not health:
-            return dg.SensorResult(skip_reason="No stream health in Redis: `helios stream` is not "
-                                               "running (its health expires 30 s after it stops).")
+            return dg.SensorResult(
+                cursor=state.to_cursor(),
+                skip_reason="No stream health in Redis: `helios stream` is not running (its "
+                            "health expires 30 s after it stops).")
         metadata: dict[str, dg.RawMetadataValue] = {
             name: _number(health[name]) for name in HEALTH_FIELDS if health.get(name)}
         metadata["status"] = health.get("status", "?")
-        if int(float(health.get("shed", "0"))) > 0:
-            context.log.warning(f"The stream service shed ticks: {health.get('shed')}")
-        return dg.SensorResult(asset_events=[dg.AssetObservation(asset_key=TICKERS,
-                                                                 metadata=metadata)])
+        return dg.SensorResult(cursor=state.to_cursor(), asset_events=[
+            dg.AssetObservation(asset_key=TICKERS, metadata=metadata)])
 
     return stream_health_sensor
 

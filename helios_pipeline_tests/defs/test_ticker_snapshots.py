@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import pyarrow.parquet as pq
+import pytest
 
 from helios_pipeline.defs.build import TICKERS_JOB, build_defs
 from helios_pipeline.defs.realtime import TICKERS, closed_hours
@@ -98,4 +100,37 @@ def test_health_sensor_combines_shards_as_numbers_and_skips_when_none_runs(
     metadata = {k: v.value for k, v in event.metadata.items()}
     assert metadata == {"lag_ms": 120, "messages": 20, "valid": 18, "quarantined": 2, "shed": 3,
                         "reconnects": 0, "status": "running"}
+    client.close()
+
+
+def test_health_sensor_alerts_once_when_the_stream_stops_and_once_when_it_is_back(
+        redis_url: str, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    import redis
+
+    from helios_pipeline.storage.hot.keys import health_key
+
+    defs = build_defs(replace(settings, redis_url=redis_url))
+    sensor = defs.resolve_sensor_def("stream_health_sensor")
+    client = redis.Redis.from_url(redis_url)
+    cursor: str | None = None
+
+    def evaluate() -> list[str]:
+        nonlocal cursor
+        caplog.clear()
+        with dg.instance_for_test() as instance, dg.build_sensor_context(
+                instance=instance, resources=defs.resources, cursor=cursor) as context:
+            result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        cursor = result.cursor
+        return [r.alert["rule"] for r in caplog.records if hasattr(r, "alert")]
+
+    running = {"status": "running", "lag_ms": "50", "shed": "0"}
+    with caplog.at_level(logging.INFO, logger="helios.quality"):
+        client.hset(health_key("binance"), mapping=running)
+        assert evaluate() == []
+        client.delete(health_key("binance"))  # the service stopped: its health expired
+        assert evaluate() == ["stream.down"]
+        assert evaluate() == []  # still down: no second alert
+        client.hset(health_key("binance"), mapping=running)
+        assert evaluate() == ["stream.down.recovered"]
     client.close()
