@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from helios_pipeline.cli import backfill, demo, history, sim, stream, ui
+from helios_pipeline.cli import backfill, backup, demo, history, sim, stream, ui
 from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import SymbolError
 from helios_pipeline.settings import Settings, SettingsError
@@ -20,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Dagster flags backfill policies as beta on every import; not news for a CLI user.
     warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")
     try:
-        install_system_logs(Settings.from_env().data_dir)
+        if getattr(args, "system_logs", True):  # `helios restore` needs an empty data root
+            install_system_logs(Settings.from_env().data_dir)
         return int(args.handler(args))
     except (CliError, SettingsError, SymbolError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (demo, sim, backfill, history, ui, stream):
+    for command in (demo, sim, backfill, history, backup, ui, stream):
         command.add_parser(sub)
     return parser
 
