@@ -68,8 +68,8 @@ def _stream(args: argparse.Namespace) -> int:
         if shards > 1:
             return run_shards(config, shards, lambda i, mine: _shard_args(args, i, shards, mine),
                               print)
-        for drained in drain_other_logs(config, keep={config.writer_name}):
-            if drained.pending or not drained.caught_up:
+        for drained in drain_other_logs(config, keep={config.writer_name}, emit=print):
+            if drained.pending:
                 print(drained.describe())
         asyncio.run(run_with_status(config, args.duration, args.status_every, print))
     except (StreamServiceError, ShardError) as exc:

@@ -10,7 +10,10 @@ together.
 Placement is by a hash of the symbol alone, so a symbol stays on its shard whatever else is
 streamed. Changing N moves symbols, and a log written under the old layout could still hold
 ticks Redis lacks: :func:`drain_other_logs` replays every log of the exchange outside the new
-layout into Redis before the shards start, so a restart with another N loses nothing.
+layout into Redis before the shards start, so a restart with another N loses nothing. It waits
+for Redis as long as that takes, saying so every few seconds: starting the new layout first
+would let its writers push higher stream ids, and Redis would later refuse the old logs' ticks
+as already present.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from helios_pipeline.quality.alerts import redact_url
 from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.hot.wal import WriteAheadLog
@@ -64,28 +68,23 @@ class Drained:
     Attributes:
         name: The writer (and log folder) name.
         pending: Logged ticks after its checkpoint (Redis may have held some already).
-        caught_up: Whether Redis held everything afterwards (if not, the log is kept and the
-            next start tries again).
     """
 
     name: str
     pending: int
-    caught_up: bool
 
     def describe(self) -> str:
         """One line for the operator."""
-        outcome = ("Redis has them all" if self.caught_up else
-                   "Redis did not take them all in time; the log is kept for the next start")
         return (f"replayed log {self.name} of another shard layout: {self.pending} logged ticks "
-                f"after its checkpoint; {outcome}")
+                "after its checkpoint; Redis has them all")
 
 
-def drain_other_logs(config: StreamConfig, keep: set[str], timeout_s: float = 10.0
-                     ) -> list[Drained]:
+def drain_other_logs(config: StreamConfig, keep: set[str], timeout_s: float = 10.0,
+                     *, emit: Callable[[str], object]) -> list[Drained]:
     """Replay into Redis every log of ``config.exchange`` whose writer is not in ``keep``.
 
-    Each gets ``timeout_s`` (Redis may be down: the service must still start); a log Redis did
-    not take in time is kept, and replayed by a later start.
+    Waits until Redis holds every logged tick, however long Redis is down, with a line to
+    ``emit`` every ``timeout_s`` (Ctrl-C stops the wait; the logs are kept for the next start).
 
     Raises:
         ShardError: A log is locked (another ``helios stream`` of this exchange is running).
@@ -97,11 +96,12 @@ def drain_other_logs(config: StreamConfig, keep: set[str], timeout_s: float = 10
     for name in names:
         if name in keep or not (name == prefix or name.startswith(f"{prefix}-")):
             continue
-        drained.append(_drain(config, name, root / name, timeout_s))
+        drained.append(_drain(config, name, root / name, timeout_s, emit))
     return drained
 
 
-def _drain(config: StreamConfig, name: str, folder: Path, timeout_s: float) -> Drained:
+def _drain(config: StreamConfig, name: str, folder: Path, timeout_s: float,
+           emit: Callable[[str], object]) -> Drained:
     try:
         wal = WriteAheadLog(folder)
     except WalError as exc:
@@ -112,15 +112,19 @@ def _drain(config: StreamConfig, name: str, folder: Path, timeout_s: float) -> D
     try:
         writer = DurableTickWriter(wal, hot, name=name)
         pending = writer.recover()
-        caught_up = writer.flush(timeout_s)  # asks Redis first: a restarted one is refilled
-        writer.close(timeout_s=1.0)
+        started = time.monotonic()
+        try:
+            while not writer.flush(timeout_s):  # asks Redis first: a restarted one is refilled
+                emit(f"waiting for Redis ({redact_url(config.redis_url)}) to take the ticks of log "
+                     f"{name} left by another shard layout, {time.monotonic() - started:.0f} s "
+                     f"so far: streaming starts once it has them all (Ctrl-C stops; the log is "
+                     f"kept). Last error: {writer.health().get('last_error') or 'none'}")
+        finally:
+            writer.close(timeout_s=1.0)
     finally:
         wal.close()
         hot.close()
-    if not caught_up:
-        log.warning("Redis did not take all of log %s within %.0f s; it is kept and replayed on "
-                    "the next start.", folder, timeout_s)
-    return Drained(name, pending, caught_up)
+    return Drained(name, pending)
 
 
 ChildArgs = Callable[[int, tuple[str, ...]], list[str]]
@@ -143,8 +147,8 @@ def run_shards(config: StreamConfig, shards: int, child_args: ChildArgs,
     """
     layout = split_symbols(config.symbols, shards)
     keep = {replace(config, writer_name="", shard=(i, shards)).writer_name for i in layout}
-    for drained in drain_other_logs(config, keep):
-        if drained.pending or not drained.caught_up:
+    for drained in drain_other_logs(config, keep, emit=emit):
+        if drained.pending:
             emit(drained.describe())
     supervisor = _Supervisor(layout, shards, child_args, emit)
     previous = {s: signal.signal(s, supervisor.request_stop) for s in (signal.SIGINT,

@@ -123,6 +123,47 @@ def test_changing_the_shard_count_replays_the_old_logs(
     assert max(trades.values()) == 1
 
 
+def test_a_new_layout_waits_for_redis_to_take_the_old_logs_first(
+        exchange: SimExchangeServer, tmp_path: Path, redis_url: str,
+        redis_server: RedisServer) -> None:
+    """Redis down at the re-layout: the new layout must not start (its writers would push higher
+    stream ids and Redis would later refuse the old logs' ticks as already present)."""
+    data = tmp_path / "data"
+    redis_server.stop()
+    try:
+        first_log = tmp_path / "acks-sharded.log"
+        sharded = stream(exchange, data, redis_url, first_log, "--shards", "2")
+        deadline = time.monotonic() + 60
+        while len(complete_lines(first_log)) < 20 and time.monotonic() < deadline:
+            assert sharded.poll() is None, (tmp_path / "acks-sharded.out").read_text()
+            time.sleep(0.2)
+        sharded.send_signal(signal.SIGTERM)
+        finish(sharded, first_log)
+        acks = complete_lines(first_log)
+        assert len(acks) >= 20
+
+        # One process now, Redis still down: it waits, saying so, and acknowledges nothing.
+        second_log = tmp_path / "acks-single.log"
+        single = stream(exchange, data, redis_url, second_log, "--duration", "3")
+        output = tmp_path / "acks-single.out"
+        deadline = time.monotonic() + 60
+        while "waiting for Redis" not in output.read_text() and time.monotonic() < deadline:
+            assert single.poll() is None, output.read_text()
+            time.sleep(0.2)
+        assert "waiting for Redis" in output.read_text()
+        assert single.poll() is None
+        assert complete_lines(second_log) == []
+    finally:
+        redis_server.start()  # empty: nothing was ever written to it
+    out = finish(single, second_log, timeout_s=120)
+    assert "replayed log stream-binance-" in out
+    identities, trades = in_redis(redis_url)
+    assert [a for a in acks if identities[a] != 1] == []  # every tick the shards acked
+    assert [a for a in complete_lines(second_log) if identities[a] != 1] == []
+    assert max(identities.values()) == 1
+    assert max(trades.values()) == 1
+
+
 def test_shards_stop_when_their_parent_is_killed(
         exchange: SimExchangeServer, tmp_path: Path, redis_url: str) -> None:
     data, ack_log = tmp_path / "data", tmp_path / "acks.log"
