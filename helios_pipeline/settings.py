@@ -61,6 +61,10 @@ class Settings:
             (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
         keep_versions: Earlier contents kept per partition when a re-fetch changes it
             (``HELIOS_KEEP_VERSIONS``), readable with ``MarketDataQuery.ohlcv(as_of=...)``.
+        influx_url: InfluxDB that mirrors the last 30 days of candles and ticks for dashboards
+            (``HELIOS_INFLUX_URL``, v1 HTTP API, e.g. ``http://127.0.0.1:8086``); ``None`` (unset
+            or empty) turns the mirror off. Kept out of ``repr``: it may carry a password.
+        influx_database: Database the mirror writes (``HELIOS_INFLUX_DATABASE``).
     """
 
     data_dir: Path = Path("local/data")
@@ -84,6 +88,8 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
     keep_versions: int = 5
+    influx_url: str | None = field(default=None, repr=False)
+    influx_database: str = "helios"
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -181,6 +187,12 @@ def _parse_count(var: str, raw: str) -> int:
     return int(raw)
 
 
+def _parse_http_url(var: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{var}={raw!r}: expected an http(s) URL like http://127.0.0.1:8086.")
+    return raw
+
+
 # Variables whose values need more than the generic parsing above.
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "validation": _parse_validation,
@@ -188,4 +200,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "hot_retention_minutes": _parse_retention,
     "stream_kinds": _parse_kinds,
     "keep_versions": _parse_count,
+    "influx_url": _parse_http_url,
 }
