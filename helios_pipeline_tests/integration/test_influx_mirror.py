@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.ticks import Tick
-from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms, ms_to_datetime
+from helios_pipeline.domain.timeframe import datetime_to_ms
 from helios_pipeline.storage.influx.lines import candle_line
 from helios_pipeline.storage.influx.mirror import InfluxMirror
-from helios_pipeline_tests.conftest import KLINES_DIR
+from helios_pipeline_tests.influx_data import real_candles, yesterday
 from helios_pipeline_tests.influx_server import InfluxServer
-
-CRASH_DAY = KLINES_DIR / "BTCUSDT-1m-2020-03-12.csv"
-
-
-def real_candles(shift_to: datetime | None = None) -> list[OHLCVData]:
-    """Binance's 1m candles of 2020-03-12; with ``shift_to``, moved to start on that day."""
-    with CRASH_DAY.open() as handle:
-        rows = list(csv.reader(handle))
-    offset = 0 if shift_to is None else datetime_to_ms(shift_to) - int(rows[0][0])
-    return [
-        OHLCVData(symbol="BTC/USDT", timestamp=ms_to_datetime(int(r[0]) + offset),
-                  timeframe=Timeframe.M1, open=Decimal(r[1]), high=Decimal(r[2]),
-                  low=Decimal(r[3]), close=Decimal(r[4]), volume=Decimal(r[5]),
-                  quote_volume=Decimal(r[7]), trades=int(r[8]), taker_buy_volume=Decimal(r[9]),
-                  taker_buy_quote_volume=Decimal(r[10]))
-        for r in rows
-    ]
-
-
-def yesterday() -> datetime:
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=1)
 
 
 @pytest.fixture
