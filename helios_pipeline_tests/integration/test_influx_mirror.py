@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.ticks import Tick
-from helios_pipeline.domain.timeframe import datetime_to_ms
+from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
+from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.influx.feed import queue_candles
 from helios_pipeline.storage.influx.lines import candle_line
 from helios_pipeline.storage.influx.mirror import InfluxMirror
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.influx_data import real_candles, yesterday
 from helios_pipeline_tests.influx_server import InfluxServer
 
@@ -137,3 +141,40 @@ def test_trades_in_the_same_millisecond_stay_distinct(
     assert [row[2] for row in values] == [0, 1, 2]
     bid = influx.query(mirror.database, 'SELECT "bid" FROM "ticker"')[0]["values"][0][1]
     assert bid == 93575.99
+
+
+def test_database_that_cannot_be_set_up_keeps_batches_queued(
+        mirror: InfluxMirror, influx: InfluxServer) -> None:
+    # Someone created the database with a 7-day "helios_warm" policy: ours cannot be applied.
+    mirror.client.query(f'CREATE DATABASE "{mirror.database}" WITH DURATION 7d NAME helios_warm')
+    mirror.write_candles("binance", real_candles(shift_to=yesterday())[:20])
+    report = mirror.flush()
+
+    assert (report.sent_points, report.pending_points, report.rejected_batches) == (0, 20, 0)
+    assert report.error is not None
+    assert mirror.database in report.error
+    assert "HELIOS_INFLUX_DATABASE" in report.error
+    assert mirror.outbox.rejected() == []
+
+
+def test_feed_queues_a_partition_once_per_content(
+        mirror: InfluxMirror, influx: InfluxServer, tmp_path: Path) -> None:
+    day = yesterday()
+    candles = real_candles(shift_to=day)
+    store = CandleStore(tmp_path / "data")
+    catalog = MetadataStore(tmp_path / "data" / "metadata.sqlite")
+
+    def store_and_queue(day_candles: list[OHLCVData]) -> int:
+        stored = store.store("BTC/USDT", Timeframe.M1, day.date(), day_candles)
+        catalog.record_partition("binance", "BTC/USDT", Timeframe.M1, day.date(), stored, "test")
+        return queue_candles(mirror, catalog, datetime_to_ms(datetime.now(UTC))).points
+
+    assert store_and_queue(candles) == 1440
+    assert queue_candles(mirror, catalog, datetime_to_ms(datetime.now(UTC))).points == 0
+    fixed = [*candles[:-1], replace(candles[-1], close=Decimal("7911.11000000"))]
+    assert store_and_queue(fixed) == 1440  # a re-fetch changed the day: queued again
+    mirror.flush()
+
+    assert influx.count(mirror.database, "ohlcv") == 1440
+    last = influx.query(mirror.database, 'SELECT last("close") FROM "ohlcv"')[0]["values"][0][1]
+    assert last == 7911.11

@@ -2,9 +2,9 @@
 
 InfluxDB 1.x serves it natively and 2.x/3.x in v1 compatibility, so one small client covers
 them all. Failures are sorted into two kinds the outbox acts on: :class:`InfluxUnavailableError`
-(the server cannot be reached or answers 5xx: try again later) and
-:class:`InfluxRejectedError` (it answered that the request itself is wrong: retrying the same
-bytes cannot help).
+(the server cannot take batches now: unreachable, 5xx, credentials refused, or its database
+cannot be set up; keep them and try again later) and :class:`InfluxRejectedError` (it refused
+these lines themselves: retrying the same bytes cannot help).
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ class InfluxError(RuntimeError):
 
 
 class InfluxUnavailableError(InfluxError):
-    """InfluxDB could not be reached or failed on its side (5xx); the request may be retried."""
+    """InfluxDB cannot take batches now (unreachable, 5xx, 401/403, database setup refused).
+
+    Nothing is wrong with the batch: keep it and retry once the server or its setup is fixed.
+    """
 
 
 class InfluxRejectedError(InfluxError):
@@ -96,15 +99,20 @@ class InfluxV1Client:
 
         Raises:
             ValueError: The database name or duration is not a plain InfluxQL identifier/duration.
-            InfluxUnavailableError: The server cannot be reached.
-            InfluxRejectedError: The server refused (e.g. the database exists with another
-                retention policy named ``helios_warm``).
+            InfluxUnavailableError: The server cannot be reached, or refused to set the database
+                up (e.g. it exists with another ``helios_warm`` policy): batches must wait.
         """
         _check_name(database)
         if not re.fullmatch(r"\d+[hdw]", retention):
             raise ValueError(f"Retention {retention!r}: expected an InfluxQL duration like 30d.")
-        self.query(f'CREATE DATABASE "{database}" WITH DURATION {retention} '
-                   f'NAME "{RETENTION_POLICY}"')
+        statement = (f'CREATE DATABASE "{database}" WITH DURATION {retention} '
+                     f'NAME "{RETENTION_POLICY}"')
+        try:
+            self.query(statement)
+        except InfluxRejectedError as exc:
+            raise InfluxUnavailableError(
+                f"{exc}. Fix or drop database {database!r} (or set HELIOS_INFLUX_DATABASE to "
+                "another name); batches stay queued until then.") from exc
 
     def query(self, influxql: str, database: str | None = None) -> list[dict[str, Any]]:
         """Run one InfluxQL statement with POST ``/query``; its result's ``series``.
@@ -166,6 +174,11 @@ class InfluxV1Client:
             raise InfluxUnavailableError(
                 f"InfluxDB at {self.where} is unreachable ({exc}); batches stay queued."
             ) from exc
+        if response.status in (401, 403):
+            raise InfluxUnavailableError(
+                f"InfluxDB at {self.where} refused the credentials ({response.status}: "
+                f"{_error_text(reply)}); put user:password in HELIOS_INFLUX_URL. Batches stay "
+                "queued.")
         if response.status >= 500:
             self.close()
             raise InfluxUnavailableError(
