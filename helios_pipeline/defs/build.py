@@ -2,7 +2,8 @@
 
 The asset graph is the same whatever the environment says: settings choose resources (which
 exchanges, where the data root is, Redis, the webhook), thresholds and partition start dates,
-never which assets exist.
+never which assets exist. One exception: the optional InfluxDB mirror (``defs.influx``) exists
+only when ``HELIOS_INFLUX_URL`` is set.
 """
 
 from __future__ import annotations
