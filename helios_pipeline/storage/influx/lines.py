@@ -92,4 +92,4 @@ class _Plain(Decimal):
 
     def __str__(self) -> str:
         """Fixed-point text with every digit (``format(value, 'f')``)."""
-        return format(Decimal(self), "f")
+        return format(self, "f")  # Decimal.__format__: no copy, no recursion into __str__
