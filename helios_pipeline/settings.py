@@ -65,6 +65,10 @@ class Settings:
             (``HELIOS_STREAM_ALERT_LAG_MS``).
         stream_alert_shed: ...and when more ticks than this were shed between two of its checks
             (``HELIOS_STREAM_ALERT_SHED``).
+        influx_url: InfluxDB that mirrors the last 30 days of candles and ticks for dashboards
+            (``HELIOS_INFLUX_URL``, v1 HTTP API, e.g. ``http://127.0.0.1:8086``); ``None`` (unset
+            or empty) turns the mirror off. Kept out of ``repr``: it may carry a password.
+        influx_database: Database the mirror writes (``HELIOS_INFLUX_DATABASE``).
     """
 
     data_dir: Path = Path("local/data")
@@ -90,6 +94,8 @@ class Settings:
     keep_versions: int = 5
     stream_alert_lag_ms: int = 5_000
     stream_alert_shed: int = 0
+    influx_url: str | None = field(default=None, repr=False)
+    influx_database: str = "helios"
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -187,6 +193,12 @@ def _parse_count(var: str, raw: str) -> int:
     return int(raw)
 
 
+def _parse_http_url(var: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{var}={raw!r}: expected an http(s) URL like http://127.0.0.1:8086.")
+    return raw
+
+
 # Variables whose values need more than the generic parsing above.
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "validation": _parse_validation,
@@ -196,4 +208,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "keep_versions": _parse_count,
     "stream_alert_lag_ms": _parse_count,
     "stream_alert_shed": _parse_count,
+    "influx_url": _parse_http_url,
 }

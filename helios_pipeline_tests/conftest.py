@@ -16,6 +16,7 @@ import pytest
 from helios_pipeline.settings import Settings
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.sim.ws.routes import WsConfig
+from helios_pipeline_tests.influx_server import InfluxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real Binance data the tests read, copied into the repository (see data/README.md).
@@ -160,3 +161,21 @@ def redis_url(redis_server: RedisServer) -> str:
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
     return redis_server.fresh_url()
+
+
+@pytest.fixture(scope="session")
+def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    """A real InfluxDB 1.x server on free ports, started for this session (tests may stop it)."""
+    server = InfluxServer(http_port=free_port(), rpc_port=free_port(),
+                          workdir=tmp_path_factory.mktemp("influx"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx(influx_server: InfluxServer) -> InfluxServer:
+    """The session's InfluxDB, running again if an earlier test stopped it."""
+    if influx_server.process is None or influx_server.process.poll() is not None:
+        influx_server.start()
+    return influx_server

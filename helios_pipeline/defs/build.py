@@ -2,7 +2,8 @@
 
 The asset graph is the same whatever the environment says: settings choose resources (which
 exchanges, where the data root is, Redis, the webhook), thresholds and partition start dates,
-never which assets exist.
+never which assets exist. One exception: the optional InfluxDB mirror (``defs.influx``) exists
+only when ``HELIOS_INFLUX_URL`` is set.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from helios_pipeline.defs.checks import build_freshness_check
 from helios_pipeline.defs.cross import build_divergence_asset, build_reference_candles
 from helios_pipeline.defs.healing import build_self_healing_sensor
 from helios_pipeline.defs.history import build_backfill_job
+from helios_pipeline.defs.influx import build_influx_defs
 from helios_pipeline.defs.io import CandleIOManager
 from helios_pipeline.defs.live_candles import build_live_candles_check
 from helios_pipeline.defs.partitions import symbol_day_partitions
@@ -58,6 +60,8 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _cross_exchange_defs(settings, partitions),
         _realtime_defs(settings),
         dg.Definitions(resources=_resources(settings)),
+        # The InfluxDB mirror is optional: it exists only when HELIOS_INFLUX_URL is set.
+        *([build_influx_defs(settings)] if settings.influx_url else []),
     )
 
 
