@@ -64,8 +64,8 @@ class ADX:
         plus, minus, total = self._sums
         if not total > 0:
             return NAN
-        plus_di, minus_di = 100.0 * plus / total, 100.0 * minus / total
+        plus_di, minus_di = 100.0 * (plus / total), 100.0 * (minus / total)
         di_sum = plus_di + minus_di
         if not di_sum > 0:
             return NAN
-        return 100.0 * abs(minus_di - plus_di) / di_sum
+        return 100.0 * (abs(minus_di - plus_di) / di_sum)

@@ -204,7 +204,7 @@ class RSI:
         if math.isnan(gain):
             return NAN
         total = gain + loss
-        return 100.0 * gain / total if total > 0.0 else 0.0
+        return 100.0 * (gain / total) if total > 0.0 else 0.0
 
 
 class MACDValue(NamedTuple):

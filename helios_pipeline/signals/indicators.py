@@ -74,7 +74,7 @@ def rsi_values(values: FloatArray, period: int) -> FloatArray:
     losses = wilder_mean(np.maximum(-change, 0.0), period, 0)
     total = gains + losses
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[1:] = np.where(total > 0.0, 100.0 * gains / total, 0.0)
+        out[1:] = np.where(total > 0.0, 100.0 * (gains / total), 0.0)
     out[: period] = np.nan
     return out
 
@@ -198,9 +198,9 @@ def _dx(high: FloatArray, low: FloatArray, close: FloatArray,
         smoothed[row, period:] = recursive(sums[row, period:], decay, 1.0, seed[row])
     plus, minus, total = smoothed
     with np.errstate(invalid="ignore", divide="ignore"):
-        plus_di = 100.0 * plus / total
-        minus_di = 100.0 * minus / total
+        plus_di = 100.0 * (plus / total)
+        minus_di = 100.0 * (minus / total)
         di_sum = plus_di + minus_di
-        dx = 100.0 * np.abs(minus_di - plus_di) / di_sum
+        dx = 100.0 * (np.abs(minus_di - plus_di) / di_sum)
     valid = (total > 0) & (di_sum > 0)
     return np.where(valid, dx, 0.0), valid

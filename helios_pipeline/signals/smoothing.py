@@ -3,18 +3,25 @@
 The recursive smoothers (EMA, Wilder's) are first-order linear filters, run by
 ``scipy.signal.lfilter`` in compiled code rather than a Python loop. Rolling sums use cumulative
 sums over blocks of rows, each centred on its own first value, so that a long series of large
-prices never loses precision to one huge running total.
+prices never loses precision to one huge running total. A window whose variance is too small to
+be told apart from that method's rounding (a flat or nearly flat market) is recomputed exactly,
+two-pass, so a flat window has a standard deviation of exactly 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
 from helios_pipeline.signals.inputs import FloatArray
 
-BLOCK = 4096  # output rows per block of the rolling sums
+BLOCK = 1024  # output rows per block of the rolling sums
+# Rounding of the block sums is about 1e-16 * BLOCK * (largest deviation in the block)**2; a
+# variance below this share of that square is recomputed exactly (std error then under 1e-7).
+EXACT_BELOW = 1e-6
+EXACT_CHUNK = 65536  # windows recomputed per step, to bound memory
 
 
 def recursive(values: FloatArray, decay: float, gain: float, start: float) -> FloatArray:
@@ -77,9 +84,25 @@ def rolling_mean_var(values: FloatArray, period: int) -> tuple[FloatArray, Float
     squares = _window_sums(deviation * deviation, period)
     block_mean = sums / period
     block_var = np.maximum(squares / period - block_mean * block_mean, 0.0)
+    largest = np.abs(deviation).max(axis=1, keepdims=True)
+    unsure = (block_var <= EXACT_BELOW * largest * largest).ravel()[:count]
     mean[period - 1:] = (block_mean + reference).ravel()[:count]
     var[period - 1:] = block_var.ravel()[:count]
+    _exact(values, period, np.flatnonzero(unsure) + period - 1, mean, var)
     return mean, var
+
+
+def _exact(values: FloatArray, period: int, ends: npt.NDArray[np.intp], mean: FloatArray,
+           var: FloatArray) -> None:
+    """Two-pass mean and variance of the windows ending at ``ends``, written in place."""
+    offsets = np.arange(1 - period, 1)
+    for start in range(0, ends.size, EXACT_CHUNK):
+        chunk = ends[start: start + EXACT_CHUNK]
+        windows = values[chunk[:, None] + offsets]
+        centre = windows.mean(axis=1)
+        spread = windows - centre[:, None]
+        mean[chunk] = centre
+        var[chunk] = (spread * spread).mean(axis=1)
 
 
 def _window_sums(blocks: FloatArray, period: int) -> FloatArray:
