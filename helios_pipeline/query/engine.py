@@ -176,11 +176,13 @@ class MarketDataQuery:
 
     def indicators(self, symbol: str, timeframe: str | Timeframe = "1h",
                    start: Moment | None = None, end: Moment | None = None,
-                   exchange: str | None = None, warmup: int = WARMUP_BARS) -> pd.DataFrame:
+                   exchange: str | None = None, warmup: int = WARMUP_BARS,
+                   short_ok: bool = False) -> pd.DataFrame:
         """RSI, MACD, Bollinger bands, ATR and ADX of the stored candles in ``[start, end)``.
 
         Computed by ``signals`` from the ``warmup`` candles before ``start`` onwards (method:
-        ``query.indicators``), so a value does not depend on where the window starts.
+        ``query.indicators``), so a value does not depend on where the window starts. With
+        ``short_ok``, too short a history gives NaN (warm-up) columns instead of an error.
 
         Raises:
             QueryError: Bad arguments, or too few candles for the longest indicator period.
@@ -190,7 +192,7 @@ class MarketDataQuery:
                               exchange=exchange, as_float=True)
 
         label = f"indicators({symbol!r}, {timeframe!r}, {start!r}, {end!r})"
-        return indicators_with_warmup(read, label, start, end, warmup)
+        return indicators_with_warmup(read, label, start, end, warmup, short_ok=short_ok)
 
     def compare(self, symbol: str, exchanges: Sequence[str], timeframe: str = "1m",
                 start: Moment | None = None, end: Moment | None = None) -> pd.DataFrame:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from helios_pipeline.query.errors import QueryError
-from helios_pipeline.signals.frame import DEFAULT_PARAMS, IndicatorParams, indicator_frame
+from helios_pipeline.signals.frame import COLUMNS, DEFAULT_PARAMS, IndicatorParams, indicator_frame
 
 # After 250 candles the seed of an EMA(26) or a Wilder(14) mean weighs less than 1e-8 of the
 # value: a window's indicators barely depend on how much older history exists.
@@ -23,7 +24,8 @@ Reader = Callable[..., pd.DataFrame]
 
 def indicators_with_warmup(read: Reader, label: str, start: object, end: object,
                            warmup: int = WARMUP_BARS,
-                           params: IndicatorParams = DEFAULT_PARAMS) -> pd.DataFrame:
+                           params: IndicatorParams = DEFAULT_PARAMS,
+                           short_ok: bool = False) -> pd.DataFrame:
     """Indicators over ``[start, end)`` from float candles ``read`` returns.
 
     Args:
@@ -34,6 +36,8 @@ def indicators_with_warmup(read: Reader, label: str, start: object, end: object,
         end: Open times before it.
         warmup: Candles before ``start`` fed in first and then dropped.
         params: Indicator periods.
+        short_ok: Fewer candles than the longest period give NaN columns (all warm-up) instead
+            of an error; for stored daily tables, where the first days of a history are short.
 
     Returns:
         ``close`` and the indicator columns on the window's open times.
@@ -47,6 +51,10 @@ def indicators_with_warmup(read: Reader, label: str, start: object, end: object,
     before = (read(start=None, end=start, limit=warmup)
               if start is not None and warmup > 0 else window.iloc[:0])
     candles = pd.concat([before, window]) if len(before) else window
+    if short_ok and len(candles) < params.longest:
+        table = pd.DataFrame(np.nan, index=candles.index, columns=list(COLUMNS))
+        table.insert(0, "close", candles["close"])
+        return table.iloc[len(before):]
     try:
         table = indicator_frame(candles, params)
     except ValueError as exc:

@@ -6,6 +6,7 @@ stitched) and compute with ``signals``; nothing here stores anything.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from helios_pipeline.query.args import Moment
@@ -15,7 +16,7 @@ from helios_pipeline.query.indicators import WARMUP_BARS
 from helios_pipeline.signals.grid import GridRules, GridSuggestion, suggest_grid
 from helios_pipeline.signals.levels import Level, LevelRules, find_levels
 from helios_pipeline.signals.profile import VolumeProfile
-from helios_pipeline.signals.regime import RegimeRules, classify_regime
+from helios_pipeline.signals.regime import WARMING_UP, RegimeRules, classify_regime
 
 DEFAULT_GRID_RULES = GridRules()
 DEFAULT_REGIME_RULES = RegimeRules()
@@ -97,8 +98,11 @@ class SignalDataPipeline:
         return self.query.indicators(symbol, timeframe, start, end, exchange, self.warmup)
 
     def regime(self, symbol: str, timeframe: str = "1h", start: Moment | None = None,
-               end: Moment | None = None, exchange: str | None = None) -> pd.DataFrame:
+               end: Moment | None = None, exchange: str | None = None,
+               short_ok: bool = False) -> pd.DataFrame:
         """Regime per candle with its evidence (method: ``signals.regime``).
+
+        With ``short_ok``, too short a history gives ``warming_up`` rows instead of an error.
 
         Raises:
             QueryError: Bad arguments, or too few candles.
@@ -109,6 +113,9 @@ class SignalDataPipeline:
                                    exchange=exchange, as_float=True)
                   if start is not None else window.iloc[:0])
         candles = pd.concat([before, window]) if len(before) else window
+        if short_ok and len(candles) < self.rules.shortest_history:
+            return pd.DataFrame({"regime": WARMING_UP}, index=window.index).assign(
+                adx=np.nan, bb_width=np.nan, bb_width_median=np.nan, width_ratio=np.nan)
         try:
             return classify_regime(candles, self.rules).iloc[len(before):]
         except ValueError as exc:

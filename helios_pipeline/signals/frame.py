@@ -31,6 +31,11 @@ class IndicatorParams:
     atr: int = 14
     adx: int = 14
 
+    @property
+    def longest(self) -> int:
+        """Fewest candles :func:`indicator_frame` accepts."""
+        return max(self.rsi, self.macd_slow, self.bb_period, self.atr, self.adx)
+
 
 DEFAULT_PARAMS = IndicatorParams()
 COLUMNS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower",
@@ -47,9 +52,8 @@ def indicator_frame(candles: pd.DataFrame,
         ValueError: Bad candles (see :func:`helios_pipeline.signals.inputs.prepare`) or fewer
             candles than the longest period.
     """
-    longest = max(params.rsi, params.macd_slow, params.bb_period, params.atr, params.adx)
     data = prepare([("high", candles["high"]), ("low", candles["low"]),
-                    ("close", candles["close"])], longest, "the longest indicator period")
+                    ("close", candles["close"])], params.longest, "the longest indicator period")
     high, low, close = data.arrays
     line, signal, hist = ind.macd_values(close, params.macd_fast, params.macd_slow,
                                          params.macd_signal)

@@ -38,6 +38,11 @@ class RegimeRules:
     width_lookback: int = 100
     min_history: int = 20
 
+    @property
+    def shortest_history(self) -> int:
+        """Fewest candles :func:`classify_regime` accepts."""
+        return max(2 * self.adx_period, self.bb_period)
+
 
 def classify_regime(candles: pd.DataFrame, rules: RegimeRules = RegimeRules()) -> pd.DataFrame:
     """The regime of every bar of ``candles`` (``high``, ``low``, ``close``) and its evidence.
@@ -49,9 +54,9 @@ def classify_regime(candles: pd.DataFrame, rules: RegimeRules = RegimeRules()) -
     Raises:
         ValueError: Bad candles (see :func:`helios_pipeline.signals.inputs.prepare`).
     """
-    longest = max(2 * rules.adx_period, rules.bb_period)
     data = prepare([("high", candles["high"]), ("low", candles["low"]),
-                    ("close", candles["close"])], longest, "the regime's longest period")
+                    ("close", candles["close"])], rules.shortest_history,
+                   "the regime's longest period")
     high, low, close = data.arrays
     trend = ind.adx_values(high, low, close, rules.adx_period)
     upper, middle, lower = (np.asarray(band, dtype=np.float64)
