@@ -14,7 +14,14 @@ import pandas as pd
 
 from helios_pipeline.signals import indicators as ind
 from helios_pipeline.signals.directional import ADX
-from helios_pipeline.signals.incremental import ATR, MACD, RSI, Bollinger, CandleLike
+from helios_pipeline.signals.incremental import (
+    ATR,
+    MACD,
+    RSI,
+    Bollinger,
+    CandleLike,
+    FloatFeed,
+)
 from helios_pipeline.signals.inputs import prepare
 
 
@@ -78,9 +85,12 @@ class IndicatorSet:
         self._bands = Bollinger(params.bb_period, params.bb_k)
         self._atr = ATR(params.atr)
         self._adx = ADX(params.adx)
+        self._feed = FloatFeed()
 
     def update(self, candle: CandleLike) -> dict[str, float]:
         """Take one closed candle; return every indicator at it (NaN in a warm-up)."""
+        # Read (and check) the candle once; the indicators get plain floats.
+        candle = self._feed.read(candle)
         line = self._macd.update(candle)
         bands = self._bands.update(candle)
         return {

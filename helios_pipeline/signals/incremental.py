@@ -66,6 +66,25 @@ class _Feed:
         self.rows += 1
 
 
+class FloatCandle(NamedTuple):
+    """A checked candle as floats."""
+
+    high: float
+    low: float
+    close: float
+
+
+class FloatFeed(_Feed):
+    """Checks a candle once (finite prices, time order) and hands on its floats."""
+
+    def read(self, candle: CandleLike) -> FloatCandle:
+        """The candle's high, low and close as floats, checked."""
+        floats = FloatCandle(self.price(candle, "high"), self.price(candle, "low"),
+                             self.price(candle, "close"))
+        self.advance(candle)
+        return floats
+
+
 class _WindowSum:
     """Sum and sum of squares of the last ``period`` values, re-anchored every ``period`` rows.
 
