@@ -39,7 +39,7 @@ from helios_pipeline.domain.schema import OHLCV_SCHEMA
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import Timeframe, day_start_ms, days_between
 from helios_pipeline.query.engine import MarketDataQuery
-from helios_pipeline.query.profile import volume_profile
+from helios_pipeline.signals.profile import volume_profile
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite

@@ -40,6 +40,7 @@ from helios_pipeline.defs.resources import (
     ReferenceExchangeResource,
     StorageResource,
 )
+from helios_pipeline.defs.signals import build_signal_assets
 from helios_pipeline.quality.stream_watch import StreamThresholds
 from helios_pipeline.settings import Settings
 
@@ -48,6 +49,7 @@ FRESHNESS_JOB = "ohlcv_1m_freshness_job"
 QUALITY_REPORT_JOB = "data_quality_report_job"
 DIVERGENCE_JOB = "cross_exchange_divergence_job"
 TICKERS_JOB = "ticker_snapshots_job"
+SIGNALS_JOB = "signals_job"
 
 
 def build_defs(settings: Settings | None = None) -> dg.Definitions:
@@ -59,6 +61,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _quality_defs(settings),
         _cross_exchange_defs(settings, partitions),
         _realtime_defs(settings),
+        _signal_defs(partitions),
         dg.Definitions(resources=_resources(settings)),
         # The InfluxDB mirror is optional: it exists only when HELIOS_INFLUX_URL is set.
         *([build_influx_defs(settings)] if settings.influx_url else []),
@@ -141,3 +144,13 @@ def _realtime_defs(settings: Settings) -> dg.Definitions:
                  build_stream_health_sensor(StreamThresholds(settings.stream_alert_lag_ms,
                                                              settings.stream_alert_shed))],
     )
+
+
+def _signal_defs(partitions: dg.MultiPartitionsDefinition) -> dg.Definitions:
+    """Indicators, market regime and grid levels downstream of the candles, with their checks."""
+    assets, checks = build_signal_assets(partitions)
+    job = dg.define_asset_job(
+        SIGNALS_JOB, partitions_def=partitions,
+        selection=dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks),
+    )
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])

@@ -39,10 +39,11 @@ from helios_pipeline.query.cache import QueryCache
 from helios_pipeline.query.candles import CandleReader, aggregate_tiered
 from helios_pipeline.query.errors import QueryError, TierUnavailableError
 from helios_pipeline.query.history import load_as_of
-from helios_pipeline.query.profile import VolumeProfile, volume_profile
+from helios_pipeline.query.indicators import WARMUP_BARS, indicators_with_warmup
 from helios_pipeline.query.sources import Span, tiered_frame
 from helios_pipeline.query.ticks import hourly_files, tick_frame
 from helios_pipeline.settings import Settings
+from helios_pipeline.signals.profile import VolumeProfile, volume_profile
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore
@@ -161,7 +162,7 @@ class MarketDataQuery:
     def volume_profile(self, symbol: str, start: Moment, end: Moment | None = None,
                        bins: int | None = 50, bin_size: float | Decimal | None = None,
                        exchange: str | None = None) -> VolumeProfile:
-        """Volume by price over ``[start, end)`` from 1m candles (method: ``query.profile``).
+        """Volume by price over ``[start, end)`` from 1m candles (method: ``signals.profile``).
 
         Raises:
             QueryError: Bad arguments, or no candles in the window.
@@ -172,6 +173,26 @@ class MarketDataQuery:
                                   None if bin_size is None else float(bin_size))
         except ValueError as exc:
             raise QueryError(f"volume_profile({symbol!r}, {start!r}, {end!r}): {exc}") from None
+
+    def indicators(self, symbol: str, timeframe: str | Timeframe = "1h",
+                   start: Moment | None = None, end: Moment | None = None,
+                   exchange: str | None = None, warmup: int = WARMUP_BARS,
+                   short_ok: bool = False) -> pd.DataFrame:
+        """RSI, MACD, Bollinger bands, ATR and ADX of the stored candles in ``[start, end)``.
+
+        Computed by ``signals`` from the ``warmup`` candles before ``start`` onwards (method:
+        ``query.indicators``), so a value does not depend on where the window starts. With
+        ``short_ok``, too short a history gives NaN (warm-up) columns instead of an error.
+
+        Raises:
+            QueryError: Bad arguments, or too few candles for the longest indicator period.
+        """
+        def read(start: Moment | None, end: Moment | None, limit: int | None) -> pd.DataFrame:
+            return self.ohlcv(symbol, timeframe, start=start, end=end, limit=limit,
+                              exchange=exchange, as_float=True)
+
+        label = f"indicators({symbol!r}, {timeframe!r}, {start!r}, {end!r})"
+        return indicators_with_warmup(read, label, start, end, warmup, short_ok=short_ok)
 
     def compare(self, symbol: str, exchanges: Sequence[str], timeframe: str = "1m",
                 start: Moment | None = None, end: Moment | None = None) -> pd.DataFrame:

@@ -187,3 +187,18 @@ def wal_dir(data_dir: Path, name: str = "hot") -> Path:
 def divergence_path(data_dir: Path, symbol: str, reference: str, day: date) -> Path:
     """Minutes where two venues' closes diverged, ``.../2024/01/divergence_okx_20240131.csv``."""
     return month_dir(data_dir, symbol, day) / f"divergence_{reference}_{day:%Y%m%d}.csv"
+
+
+def indicators_path(data_dir: Path, symbol: str, timeframe: Timeframe, day: date) -> Path:
+    """Indicator columns of a day's candles, ``.../2024/01/indicators_1h_20240131.parquet``."""
+    return month_dir(data_dir, symbol, day) / f"indicators_{timeframe.value}_{day:%Y%m%d}.parquet"
+
+
+def regime_path(data_dir: Path, symbol: str, day: date) -> Path:
+    """Regime of each 1h bar of a day, ``.../2024/01/market_regime_20240131.parquet``."""
+    return month_dir(data_dir, symbol, day) / f"market_regime_{day:%Y%m%d}.parquet"
+
+
+def grid_path(data_dir: Path, symbol: str, day: date) -> Path:
+    """The grid suggested at the end of a day, ``.../2024/01/grid_levels_20240131.json``."""
+    return month_dir(data_dir, symbol, day) / f"grid_levels_{day:%Y%m%d}.json"
