@@ -10,10 +10,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.ticks import KINDS, TickKind
 from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.security.redact import register_secret
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -115,7 +117,14 @@ class Settings:
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, raw.strip())
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.register_secrets()
+        return settings
+
+    def register_secrets(self) -> None:
+        """Have every log line and printout mask the Redis password and the webhook URL."""
+        register_secret(urlsplit(self.redis_url).password)
+        register_secret(self.alert_webhook_url)
 
 
 def _parse(name: str, raw: str) -> object:

@@ -6,16 +6,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from helios_pipeline.domain.symbols import normalize_symbol
+from helios_pipeline.security.console import RedactingConsole
 
 if TYPE_CHECKING:
     from helios_pipeline.defs.backfill import Instance
 
 # Piped output (CI logs, `| tee`) keeps whole lines: fault specs, report paths and file names
-# stay copyable instead of wrapping at Rich's default 80 columns.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+# stay copyable instead of wrapping at Rich's default 80 columns. Credentials are masked.
+console = RedactingConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 class CliError(Exception):

@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from helios_pipeline.cli import backfill, demo, history, sim, stream, ui
 from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import SymbolError
+from helios_pipeline.security.logs import install_redaction
 from helios_pipeline.settings import Settings, SettingsError
 from helios_pipeline.storage.system_logs import install_system_logs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``helios`` command."""
+    install_redaction(streams=True)
     args = _parser().parse_args(argv)
     # Dagster flags backfill policies as beta on every import; not news for a CLI user.
     warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")

@@ -7,6 +7,7 @@ from configuration it captured.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,7 @@ from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.quality.alerts import AlertManager
 from helios_pipeline.query.engine import MarketDataQuery
+from helios_pipeline.security.redact import redact
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
@@ -138,3 +140,30 @@ class AlertsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def manager(self) -> AlertManager:
         """An alert manager for one run or sensor tick."""
         return AlertManager(self.webhook_url, ALERTS_LOG)
+
+
+class SecretConfigError(ValueError):
+    """A credential-bearing value would end up as literal resource config (visible in the UI)."""
+
+
+def secret_config(env_var: str, value: str | None) -> str | None:
+    """Resource config for a value that may carry a credential (Redis URL, webhook URL).
+
+    Config given as a literal is shown by the Dagster UI and stored with every run; one read
+    through ``dg.EnvVar`` shows only the variable's name. So a value that came from ``env_var``
+    is passed as ``dg.EnvVar(env_var)``, a value without credentials (``redis://127.0.0.1``)
+    as itself, and a credential-bearing value from elsewhere is refused.
+
+    Raises:
+        SecretConfigError: ``value`` carries a credential but is not what ``env_var`` holds.
+    """
+    if value is None:
+        return None
+    if os.environ.get(env_var) == value:
+        return dg.EnvVar(env_var)
+    if redact(value) != value:
+        raise SecretConfigError(
+            f"{redact(value)} carries a credential: set it in {env_var} so Dagster reads it "
+            "through dg.EnvVar instead of showing it as resource config."
+        )
+    return value
