@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.ticks import KINDS, TickKind
 from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.security.credentials import CredentialSource
 from helios_pipeline.security.redact import register_secret
+from helios_pipeline.storage.paths import metadata_path
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -63,6 +65,11 @@ class Settings:
             (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
         keep_versions: Earlier contents kept per partition when a re-fetch changes it
             (``HELIOS_KEEP_VERSIONS``), readable with ``MarketDataQuery.ohlcv(as_of=...)``.
+        credentials_file: The encrypted exchange-credential store
+            (``HELIOS_CREDENTIALS_FILE``; default ``{data_dir}/secrets/credentials.json``).
+        master_key: Fernet key of that store (``HELIOS_MASTER_KEY``); kept out of ``repr``.
+        master_key_file: A file holding the key, readable only by its owner
+            (``HELIOS_MASTER_KEY_FILE``); used when ``master_key`` is not set.
     """
 
     data_dir: Path = Path("local/data")
@@ -86,11 +93,14 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
     keep_versions: int = 5
+    credentials_file: Path | None = None
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
         return ExchangeConfig(self.exchange, self.exchange_url, self.max_in_flight,
-                              self.request_timeout_s)
+                              self.request_timeout_s, credentials=self.credential_source())
 
     def reference_exchange_config(self) -> ExchangeConfig | None:
         """The reference venue's connection settings, or ``None`` when none is configured.
@@ -101,7 +111,14 @@ class Settings:
             return None
         return ExchangeConfig(self.reference_exchange, self.reference_exchange_url,
                               self.max_in_flight, self.request_timeout_s,
-                              qualifier=self.reference_exchange)
+                              qualifier=self.reference_exchange,
+                              credentials=self.credential_source())
+
+    def credential_source(self) -> CredentialSource:
+        """The encrypted credential store, its master key and the audit trail of its use."""
+        store = self.credentials_file or self.data_dir / "secrets" / "credentials.json"
+        return CredentialSource(store, self.master_key, self.master_key_file,
+                                metadata_path(self.data_dir))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +142,7 @@ class Settings:
         """Have every log line and printout mask the Redis password and the webhook URL."""
         register_secret(urlsplit(self.redis_url).password)
         register_secret(self.alert_webhook_url)
+        register_secret(self.master_key)
 
 
 def _parse(name: str, raw: str) -> object:
@@ -132,7 +150,7 @@ def _parse(name: str, raw: str) -> object:
     special = _PARSERS.get(name)
     if special is not None:
         return special(var, raw)
-    if name == "data_dir":
+    if name in ("data_dir", "credentials_file", "master_key_file"):
         return Path(raw)
     if name == "storage_format":
         if raw not in FILE_FORMATS:

@@ -7,9 +7,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from helios_pipeline.cli import backfill, demo, history, sim, stream, ui
+from helios_pipeline.cli import audit, backfill, demo, history, secrets, sim, stream, ui
 from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import SymbolError
+from helios_pipeline.security.credentials import CredentialError
 from helios_pipeline.security.logs import install_redaction
 from helios_pipeline.settings import Settings, SettingsError
 from helios_pipeline.storage.system_logs import install_system_logs
@@ -24,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         install_system_logs(Settings.from_env().data_dir)
         return int(args.handler(args))
-    except (CliError, SettingsError, SymbolError, ValueError) as exc:
+    except (CliError, CredentialError, SettingsError, SymbolError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
     except KeyboardInterrupt:
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (demo, sim, backfill, history, ui, stream):
+    for command in (demo, sim, backfill, history, ui, stream, secrets, audit):
         command.add_parser(sub)
     return parser
 
