@@ -49,10 +49,14 @@ def _audit(args: argparse.Namespace) -> int:
         state = "intact" if result.ok else "BROKEN"
         console.print(f"Audit trail {state}: {result.rows} rows, head {result.head}")
         return 0 if result.ok else 1
+    entries = log.entries(since=since, kind=args.kind)
+    if not entries:
+        console.print(f"No audit entries match in {log.path}.")
+        return 0
     table = Table(title=f"audit trail ({log.path})")
     for column in ("seq", "at", "kind", "subject", "actor", "detail"):
         table.add_column(column, overflow="fold")
-    for entry in log.entries(since=since, kind=args.kind):
+    for entry in entries:
         table.add_row(str(entry.seq), entry.at, entry.kind, entry.subject, entry.actor,
                       json.dumps(entry.detail, sort_keys=True))
     console.print(table)

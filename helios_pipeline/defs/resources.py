@@ -17,6 +17,7 @@ from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.quality.alerts import AlertManager
 from helios_pipeline.query.engine import MarketDataQuery
+from helios_pipeline.security.audit import AuditLog
 from helios_pipeline.security.credentials import CredentialSource
 from helios_pipeline.security.redact import redact
 from helios_pipeline.storage.candles import CandleStore
@@ -150,6 +151,10 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def quarantine(self) -> QuarantineStore:
         """Rejected rows and why."""
         return QuarantineStore(self.root)
+
+    def audit(self) -> AuditLog:
+        """The hash-chained audit trail (in the metadata database)."""
+        return AuditLog(metadata_path(self.root))
 
 
 class MarketDataQueryResource(dg.ConfigurableResource):  # type: ignore[type-arg]

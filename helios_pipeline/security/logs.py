@@ -23,7 +23,6 @@ from helios_pipeline.security.redact import redact
 HELIOS_LOGGERS = ("helios", "helios_pipeline")
 
 _installed = threading.Event()
-_streams_installed = threading.Event()
 
 
 def redact_record(record: logging.LogRecord) -> None:
@@ -100,12 +99,11 @@ def install_redaction(*, streams: bool = False) -> None:
             logging.setLogRecordFactory(_redacting_factory(current))
         _installed.set()
     _add_filters()
-    if streams and not _streams_installed.is_set():
+    if streams:
         if not isinstance(sys.stdout, RedactingStream):
             sys.stdout = RedactingStream(sys.stdout)
         if not isinstance(sys.stderr, RedactingStream):
             sys.stderr = RedactingStream(sys.stderr)
-        _streams_installed.set()
 
 
 def _add_filters() -> None:
