@@ -111,7 +111,10 @@ class ExchangeClient:
             # venues are paced by ccxt to their published limits (OKX: 20 pages per 2 s).
             "enableRateLimit": exchange_id not in RAW_KLINE_EXCHANGES,
             "timeout": int(timeout_s * 1000),
-            "options": {"fetchMarkets": {"types": ["spot"]}},
+            # Once keys are set, ccxt also reads currencies and margin pairs from private
+            # wallet endpoints; market data needs only the spot markets.
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+                        "fetchMargins": False},
         }
         if credentials is not None:
             config.update(credentials.exchange_credentials(exchange_id))
