@@ -13,9 +13,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
+from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.ticks import KINDS, TickKind
 from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.security.credentials import CredentialSource
+from helios_pipeline.security.inputs import (
+    MAX_SECONDS,
+    check_day,
+    check_exchange_id,
+    check_url,
+    positive_number,
+    shown,
+)
 from helios_pipeline.security.redact import register_secret
 from helios_pipeline.storage.paths import metadata_path
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
@@ -156,22 +165,48 @@ def _parse(name: str, raw: str) -> object:
         if raw not in FILE_FORMATS:
             raise SettingsError(f"{var}={raw!r}: expected 'parquet' or 'csv'.")
         return raw
-    if name == "symbols":
-        symbols = tuple(s.strip() for s in raw.split(",") if s.strip())
-        if not symbols:
-            raise SettingsError(f"{var} is empty: give symbols like 'BTC/USDT,ETH/USDT'.")
-        return symbols
     if name in ("max_in_flight", "request_timeout_s", "stream_queue_size",
                 "stream_stall_timeout_s", "stream_shards"):
         whole = name in ("max_in_flight", "stream_queue_size", "stream_shards")
-        try:
-            number = int(raw) if whole else float(raw)
-        except ValueError:
-            raise SettingsError(f"{var}={raw!r}: expected a number.") from None
-        if number <= 0:
-            raise SettingsError(f"{var}={raw!r}: must be greater than 0.")
-        return number
+        maximum = None if whole else MAX_SECONDS
+        return _checked(var, raw, lambda r: positive_number(r, whole=whole, maximum=maximum))
     return raw
+
+
+def _checked(var: str, raw: str, check: Callable[[str], object]) -> object:
+    """``check(raw)``, its ``ValueError`` turned into one line naming ``var``."""
+    try:
+        return check(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}={shown(raw)!r}: {exc}") from None
+
+
+def _parse_exchange(var: str, raw: str) -> str:
+    return str(_checked(var, raw, check_exchange_id))
+
+
+def _parse_day(var: str, raw: str) -> str:
+    return str(_checked(var, raw, check_day))
+
+
+def _parse_http_url(var: str, raw: str) -> str:
+    return str(_checked(var, raw, lambda r: check_url(r, ("http", "https"))))
+
+
+def _parse_redis_url(var: str, raw: str) -> str:
+    return str(_checked(var, raw, lambda r: check_url(r, ("redis", "rediss"))))
+
+
+def _parse_symbols(var: str, raw: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if not symbols:
+        raise SettingsError(f"{var} is empty: give symbols like 'BTC/USDT,ETH/USDT'.")
+    for symbol in symbols:
+        try:
+            normalize_symbol(symbol)
+        except SymbolError as exc:
+            raise SettingsError(f"{var}={raw!r}: {exc}") from None
+    return symbols
 
 
 def _parse_validation(var: str, raw: str) -> ValidationThresholds:
@@ -215,4 +250,13 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "hot_retention_minutes": _parse_retention,
     "stream_kinds": _parse_kinds,
     "keep_versions": _parse_count,
+    "symbols": _parse_symbols,
+    "exchange": _parse_exchange,
+    "reference_exchange": _parse_exchange,
+    "start_date": _parse_day,
+    "ticker_start_date": _parse_day,
+    "exchange_url": _parse_http_url,
+    "reference_exchange_url": _parse_http_url,
+    "alert_webhook_url": _parse_http_url,
+    "redis_url": _parse_redis_url,
 }

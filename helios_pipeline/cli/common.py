@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from helios_pipeline.domain.symbols import normalize_symbol
 from helios_pipeline.security.console import RedactingConsole
+from helios_pipeline.security.inputs import MAX_SECONDS, positive_number
+from helios_pipeline.security.redact import redact
 
 if TYPE_CHECKING:
     from helios_pipeline.defs.backfill import Instance
@@ -19,6 +22,38 @@ console = RedactingConsole(soft_wrap=True, width=None if sys.stdout.isatty() els
 
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
+
+
+def print_error(problem: BaseException | str) -> None:
+    """``error: <problem>`` as exactly one line on stderr, credentials masked."""
+    text = " ".join(str(problem).splitlines()) or type(problem).__name__
+    sys.stderr.write(f"error: {redact(text)}\n")
+    sys.stderr.flush()
+
+
+class HeliosParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <prog>: <message>`` and exit with 2."""
+        print_error(f"{self.prog}: {message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
+def positive_float(text: str) -> float:
+    """An ``argparse`` type: a finite number above 0 (``--duration``, ``--status-every``)."""
+    try:
+        return float(positive_number(text, whole=False, maximum=MAX_SECONDS))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number above 0 (``--top``, ``--days``)."""
+    try:
+        return int(positive_number(text, whole=True))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
 def project_root() -> Path:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Sequence
 
 from helios_pipeline.cli import audit, backfill, demo, history, secrets, sim, stream, ui
-from helios_pipeline.cli.common import CliError, console
+from helios_pipeline.cli.common import CliError, HeliosParser, print_error
 from helios_pipeline.domain.symbols import SymbolError
 from helios_pipeline.security.credentials import CredentialError
 from helios_pipeline.security.logs import install_redaction
@@ -25,15 +24,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         install_system_logs(Settings.from_env().data_dir)
         return int(args.handler(args))
-    except (CliError, CredentialError, SettingsError, SymbolError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+    except (CliError, CredentialError, SettingsError, SymbolError, ValueError, OSError) as exc:
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="helios", description=__doc__)
+def _parser() -> HeliosParser:
+    parser = HeliosParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     for command in (demo, sim, backfill, history, ui, stream, secrets, audit):
         command.add_parser(sub)
