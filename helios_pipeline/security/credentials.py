@@ -80,21 +80,22 @@ def read_key_file(path: Path) -> bytes:
         CredentialError: Missing, not a regular file, owned by someone else, readable or
             writable by group or others, or not a key.
     """
+    where = f"Master key file {path} (HELIOS_MASTER_KEY_FILE)"
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise CredentialError(f"Master key file {path} does not exist: create it with "
+        raise CredentialError(f"{where} does not exist: create it with "
                               f"`helios secrets keygen {path}`.") from None
     if not stat.S_ISREG(info.st_mode):
-        raise CredentialError(f"Master key file {path} is not a regular file.")
+        raise CredentialError(f"{where} is not a regular file.")
     if info.st_uid != os.getuid():
-        raise CredentialError(f"Master key file {path} is owned by uid {info.st_uid}, not by "
-                              f"you (uid {os.getuid()}): refusing it.")
+        raise CredentialError(f"{where} is owned by uid {info.st_uid}, not by you "
+                              f"(uid {os.getuid()}): refusing it.")
     if info.st_mode & 0o077:
         raise CredentialError(
-            f"Master key file {path} has mode {stat.S_IMODE(info.st_mode):04o}: others can read "
-            f"or change it. Run `chmod 600 {path}`.")
-    key = parse_key(path.read_bytes(), f"Master key file {path}")
+            f"{where} has mode {stat.S_IMODE(info.st_mode):04o}: others can read or change "
+            f"it. Run `chmod 600 {path}`.")
+    key = parse_key(path.read_bytes(), where)
     register_secret(key.decode("ascii"))
     return key
 
