@@ -14,6 +14,7 @@ from helios_pipeline.security.redact import redact
 
 if TYPE_CHECKING:
     from helios_pipeline.defs.backfill import Instance
+    from helios_pipeline.settings import Settings
 
 # Piped output (CI logs, `| tee`) keeps whole lines: fault specs, report paths and file names
 # stay copyable instead of wrapping at Rich's default 80 columns. Credentials are masked.
@@ -80,3 +81,19 @@ def parse_symbols(text: str) -> list[str]:
     if not symbols:
         raise CliError("No symbols given: use e.g. --symbols BTC/USDT,ETH/USDT")
     return symbols
+
+
+def audit_settings(settings: Settings, command: str) -> None:
+    """Record the effective ``HELIOS_*`` configuration in the audit trail when it changed.
+
+    Secrets are left out (the master key, the webhook URL) or masked (the Redis password).
+    """
+    from dataclasses import asdict
+
+    from helios_pipeline.security.audit import AuditLog
+    from helios_pipeline.storage.paths import metadata_path
+
+    config = {k: v for k, v in asdict(settings).items()
+              if k not in ("master_key", "alert_webhook_url")}
+    config["alert_webhook_url"] = "set" if settings.alert_webhook_url else None
+    AuditLog(metadata_path(settings.data_dir)).record_config(command, config)

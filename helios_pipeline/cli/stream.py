@@ -9,6 +9,7 @@ from pathlib import Path
 
 from helios_pipeline.cli.common import (
     CliError,
+    audit_settings,
     console,
     parse_symbols,
     positive_float,
@@ -64,6 +65,8 @@ def _stream(args: argparse.Namespace) -> int:
         else:
             symbols = parse_symbols(args.symbols) if args.symbols else list(settings.symbols)
         config = StreamConfig.from_settings(settings, symbols, **overrides)
+        if args.shard is None:  # the parent records it once for all shards
+            audit_settings(settings, "helios stream")
         if args.shard is not None:  # one shard of `--shards N`, started by the command below
             asyncio.run(run_with_status(config, args.duration, args.status_every, print,
                                         parent_pid=args.parent_pid))

@@ -174,6 +174,30 @@ class AuditLog:
             rows = conn.execute(sql + " ORDER BY seq", params).fetchall()
         return [_entry(row) for row in rows]
 
+    def last(self, kind: str) -> AuditEntry | None:
+        """The most recent row of ``kind``, or ``None``."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM audit_log WHERE kind = ? ORDER BY seq DESC "
+                               "LIMIT 1", (kind,)).fetchone()
+        return _entry(row) if row else None
+
+    def record_config(self, subject: str, config: Mapping[str, Any]) -> AuditEntry | None:
+        """Append a ``config_change`` row when ``config`` differs from the last one recorded.
+
+        The row lists the changed keys with their old and new values (credentials masked);
+        the first call records the whole configuration. Returns the row, or ``None`` when
+        nothing changed.
+        """
+        current = redact_mapping({k: _jsonable(v) for k, v in config.items()})
+        previous = self.last("config_change")
+        before = previous.detail.get("config", {}) if previous is not None else {}
+        changed = {k: {"old": before.get(k), "new": v} for k, v in current.items()
+                   if before.get(k) != v}
+        if previous is not None and not changed:
+            return None
+        return self.record("config_change", subject, config=current,
+                           changed=sorted(changed) if previous is not None else [])
+
     def verify(self) -> VerifyResult:
         """Recompute the chain; every edited, inserted or deleted row is reported."""
         with self._connect() as conn:

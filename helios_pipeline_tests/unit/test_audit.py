@@ -103,3 +103,17 @@ def test_listing_filters_by_kind_and_since(audit_db: Path,
     assert "No audit entries match" in capsys.readouterr().out
     assert AuditLog(audit_db).entries(since=datetime.now(tz=UTC) - timedelta(hours=1),
                                       kind="backfill")[0].subject == "subject 0"
+
+
+def test_config_changes_are_recorded_once_with_what_changed(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "m.sqlite")
+    first = {"exchange": "binance", "redis_url": "redis://:pw-123456@h/0", "max_in_flight": 50}
+    assert log.record_config("helios stream", first) is not None
+    assert log.record_config("helios stream", first) is None  # unchanged: no row
+    changed = log.record_config("helios backfill", {**first, "max_in_flight": 20})
+    assert changed is not None
+    assert changed.detail["changed"] == ["max_in_flight"]
+    assert changed.detail["config"]["redis_url"] == "redis://:***@h/0"
+    assert [e.subject for e in log.entries(kind="config_change")] == [
+        "helios stream", "helios backfill"]
+    assert log.verify().ok
