@@ -54,6 +54,9 @@ _KEY_VALUE = re.compile(
     re.IGNORECASE,
 )
 
+# Any word the pair, query and header patterns start from (searched in lowercased text).
+_HINT = re.compile(rf"{_CREDENTIAL_WORDS}|sig|key|auth")
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _secrets_pattern: re.Pattern[str] | None = None
@@ -97,10 +100,18 @@ def redact(text: str) -> str:
     pattern = _secrets_pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
-    text = _QUERY_PARAM.sub(rf"\g<head>{MASK}", text)
-    text = _AUTH_HEADER.sub(rf"\g<head>{MASK}", text)
-    text = _BEARER.sub(rf"\g<head>{MASK}", text)
+    # Cheap substring tests first: most log lines carry no credential and skip every regex.
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
+    lower = text.lower()
+    if "bearer" in lower:
+        text = _BEARER.sub(rf"\g<head>{MASK}", text)
+    if ("=" not in text and ":" not in text) or not _HINT.search(lower):
+        return text
+    if "authorization" in lower:
+        text = _AUTH_HEADER.sub(rf"\g<head>{MASK}", text)
+    if "=" in text:
+        text = _QUERY_PARAM.sub(rf"\g<head>{MASK}", text)
     return _KEY_VALUE.sub(rf"\g<head>{MASK}", text)
 
 
