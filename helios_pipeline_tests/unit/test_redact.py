@@ -123,3 +123,10 @@ def test_console_and_stream_mask_before_output() -> None:
     stream.write("printed console-planted-9\n")
     assert "console-planted-9" not in out.getvalue()
     assert "console-planted-9" not in stream.wrapped.getvalue()
+
+
+def test_exchange_errors_mask_signed_urls_wherever_they_are_shown() -> None:
+    from helios_pipeline.exchanges.errors import ExchangeError
+
+    error = ExchangeError("binance GET https://x/api/v3/order?timestamp=1&signature=abcdef0123")
+    assert str(error) == f"binance GET https://x/api/v3/order?timestamp=1&signature={MASK}"
