@@ -10,10 +10,23 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
+from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.ticks import KINDS, TickKind
 from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.security.credentials import CredentialSource
+from helios_pipeline.security.inputs import (
+    MAX_SECONDS,
+    check_day,
+    check_exchange_id,
+    check_url,
+    positive_number,
+    shown,
+)
+from helios_pipeline.security.redact import register_secret
+from helios_pipeline.storage.paths import metadata_path
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -69,6 +82,11 @@ class Settings:
             (``HELIOS_INFLUX_URL``, v1 HTTP API, e.g. ``http://127.0.0.1:8086``); ``None`` (unset
             or empty) turns the mirror off. Kept out of ``repr``: it may carry a password.
         influx_database: Database the mirror writes (``HELIOS_INFLUX_DATABASE``).
+        credentials_file: The encrypted exchange-credential store
+            (``HELIOS_CREDENTIALS_FILE``; default ``{data_dir}/secrets/credentials.json``).
+        master_key: Fernet key of that store (``HELIOS_MASTER_KEY``); kept out of ``repr``.
+        master_key_file: A file holding the key, readable only by its owner
+            (``HELIOS_MASTER_KEY_FILE``); used when ``master_key`` is not set.
     """
 
     data_dir: Path = Path("local/data")
@@ -96,11 +114,14 @@ class Settings:
     stream_alert_shed: int = 0
     influx_url: str | None = field(default=None, repr=False)
     influx_database: str = "helios"
+    credentials_file: Path | None = None
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
         return ExchangeConfig(self.exchange, self.exchange_url, self.max_in_flight,
-                              self.request_timeout_s)
+                              self.request_timeout_s, credentials=self.credential_source())
 
     def reference_exchange_config(self) -> ExchangeConfig | None:
         """The reference venue's connection settings, or ``None`` when none is configured.
@@ -111,7 +132,14 @@ class Settings:
             return None
         return ExchangeConfig(self.reference_exchange, self.reference_exchange_url,
                               self.max_in_flight, self.request_timeout_s,
-                              qualifier=self.reference_exchange)
+                              qualifier=self.reference_exchange,
+                              credentials=self.credential_source())
+
+    def credential_source(self) -> CredentialSource:
+        """The encrypted credential store, its master key and the audit trail of its use."""
+        store = self.credentials_file or self.data_dir / "secrets" / "credentials.json"
+        return CredentialSource(store, self.master_key, self.master_key_file,
+                                metadata_path(self.data_dir))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -127,7 +155,15 @@ class Settings:
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, raw.strip())
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.register_secrets()
+        return settings
+
+    def register_secrets(self) -> None:
+        """Have every log line and printout mask the Redis password and the webhook URL."""
+        register_secret(urlsplit(self.redis_url).password)
+        register_secret(self.alert_webhook_url)
+        register_secret(self.master_key)
 
 
 def _parse(name: str, raw: str) -> object:
@@ -135,28 +171,54 @@ def _parse(name: str, raw: str) -> object:
     special = _PARSERS.get(name)
     if special is not None:
         return special(var, raw)
-    if name == "data_dir":
+    if name in ("data_dir", "credentials_file", "master_key_file"):
         return Path(raw)
     if name == "storage_format":
         if raw not in FILE_FORMATS:
             raise SettingsError(f"{var}={raw!r}: expected 'parquet' or 'csv'.")
         return raw
-    if name == "symbols":
-        symbols = tuple(s.strip() for s in raw.split(",") if s.strip())
-        if not symbols:
-            raise SettingsError(f"{var} is empty: give symbols like 'BTC/USDT,ETH/USDT'.")
-        return symbols
     if name in ("max_in_flight", "request_timeout_s", "stream_queue_size",
                 "stream_stall_timeout_s", "stream_shards"):
         whole = name in ("max_in_flight", "stream_queue_size", "stream_shards")
-        try:
-            number = int(raw) if whole else float(raw)
-        except ValueError:
-            raise SettingsError(f"{var}={raw!r}: expected a number.") from None
-        if number <= 0:
-            raise SettingsError(f"{var}={raw!r}: must be greater than 0.")
-        return number
+        maximum = None if whole else MAX_SECONDS
+        return _checked(var, raw, lambda r: positive_number(r, whole=whole, maximum=maximum))
     return raw
+
+
+def _checked(var: str, raw: str, check: Callable[[str], object]) -> object:
+    """``check(raw)``, its ``ValueError`` turned into one line naming ``var``."""
+    try:
+        return check(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}={shown(raw)!r}: {exc}") from None
+
+
+def _parse_exchange(var: str, raw: str) -> str:
+    return str(_checked(var, raw, check_exchange_id))
+
+
+def _parse_day(var: str, raw: str) -> str:
+    return str(_checked(var, raw, check_day))
+
+
+def _parse_http_url(var: str, raw: str) -> str:
+    return str(_checked(var, raw, lambda r: check_url(r, ("http", "https"))))
+
+
+def _parse_redis_url(var: str, raw: str) -> str:
+    return str(_checked(var, raw, lambda r: check_url(r, ("redis", "rediss"))))
+
+
+def _parse_symbols(var: str, raw: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if not symbols:
+        raise SettingsError(f"{var} is empty: give symbols like 'BTC/USDT,ETH/USDT'.")
+    for symbol in symbols:
+        try:
+            normalize_symbol(symbol)
+        except SymbolError as exc:
+            raise SettingsError(f"{var}={raw!r}: {exc}") from None
+    return symbols
 
 
 def _parse_validation(var: str, raw: str) -> ValidationThresholds:
@@ -193,12 +255,6 @@ def _parse_count(var: str, raw: str) -> int:
     return int(raw)
 
 
-def _parse_http_url(var: str, raw: str) -> str:
-    if not raw.startswith(("http://", "https://")):
-        raise SettingsError(f"{var}={raw!r}: expected an http(s) URL like http://127.0.0.1:8086.")
-    return raw
-
-
 # Variables whose values need more than the generic parsing above.
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "validation": _parse_validation,
@@ -209,4 +265,13 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "stream_alert_lag_ms": _parse_count,
     "stream_alert_shed": _parse_count,
     "influx_url": _parse_http_url,
+    "symbols": _parse_symbols,
+    "exchange": _parse_exchange,
+    "reference_exchange": _parse_exchange,
+    "start_date": _parse_day,
+    "ticker_start_date": _parse_day,
+    "exchange_url": _parse_http_url,
+    "reference_exchange_url": _parse_http_url,
+    "alert_webhook_url": _parse_http_url,
+    "redis_url": _parse_redis_url,
 }

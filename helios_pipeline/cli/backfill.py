@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from helios_pipeline.cli.common import CliError, console, dagster_instance, parse_symbols
+from helios_pipeline.cli.common import (
+    CliError,
+    audit_settings,
+    console,
+    dagster_instance,
+    parse_symbols,
+)
 from helios_pipeline.domain.timeframe import Timeframe, parse_day
+from helios_pipeline.security.audit import AuditLog
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.paths import market_data_root, metadata_path
 
@@ -35,8 +42,14 @@ def _backfill(args: argparse.Namespace) -> int:
     symbols = parse_symbols(args.symbols)
     start, end = parse_day(args.start), parse_day(args.end)
     _check_range(start, end, parse_day(settings.start_date))
+    audit_settings(settings, "helios backfill")
+    audit = AuditLog(metadata_path(settings.data_dir))
+    subject = f"{settings.exchange} {','.join(symbols)} {start}..{end}"
+    audit.record("backfill", subject, command="helios backfill", phase="requested")
     preflight(settings, symbols)
     failures = backfill_with_progress(settings, symbols, start, end)
+    audit.record("backfill", subject, command="helios backfill", phase="finished",
+                 failed_runs=failures)
     print_partitions(settings, symbols, start, end)
     return 1 if failures else 0
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from helios_pipeline.cli.backfill import backfill_with_progress, preflight, print_partitions
-from helios_pipeline.cli.common import console, dagster_instance, parse_symbols
+from helios_pipeline.cli.common import console, dagster_instance, parse_symbols, positive_int
 from helios_pipeline.settings import Settings
 from helios_pipeline.sim.faults import REQUEST_KINDS
 from helios_pipeline.storage.paths import market_data_root, metadata_path, quality_report_path
@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``helios demo``."""
     demo = sub.add_parser("demo", help="simulated exchange -> ccxt -> Dagster -> files, offline")
     demo.add_argument("--symbols", default=",".join(DEMO_SYMBOLS))
-    demo.add_argument("--days", type=int, default=DEMO_DAYS, help="closed days to backfill")
+    demo.add_argument("--days", type=positive_int, default=DEMO_DAYS,
+                      help="closed days to backfill")
     demo.set_defaults(handler=lambda args: run_demo(parse_symbols(args.symbols), args.days))
 
 

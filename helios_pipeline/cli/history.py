@@ -11,6 +11,7 @@ from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import normalize_symbol
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.query.history import TableDiff, diff_tables
+from helios_pipeline.security.inputs import EXCHANGE_ID
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
@@ -47,6 +48,9 @@ def _history(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     symbol, timeframe = normalize_symbol(args.symbol), Timeframe(args.timeframe)
     exchange = (args.exchange or settings.exchange).lower()
+    if not EXCHANGE_ID.match(exchange):
+        raise CliError(f"--exchange {args.exchange!r}: expected an exchange id of lowercase "
+                       "letters, digits and _ (e.g. binance or okx).")
     catalog = MetadataStore(metadata_path(settings.data_dir))
     versions = catalog.partition_history(exchange, symbol, timeframe, args.day)
     if not versions:

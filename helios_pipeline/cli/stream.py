@@ -7,7 +7,14 @@ import asyncio
 import os
 from pathlib import Path
 
-from helios_pipeline.cli.common import CliError, console, parse_symbols
+from helios_pipeline.cli.common import (
+    CliError,
+    audit_settings,
+    console,
+    parse_symbols,
+    positive_float,
+    positive_int,
+)
 from helios_pipeline.settings import Settings
 
 
@@ -16,16 +23,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     stream = sub.add_parser("stream", help="stream validated live ticks into Redis (ccxt.pro)")
     which = stream.add_mutually_exclusive_group()
     which.add_argument("--symbols", help="e.g. BTC/USDT,ETH/USDT (default: HELIOS_SYMBOLS)")
-    which.add_argument("--top", type=int, metavar="N",
+    which.add_argument("--top", type=positive_int, metavar="N",
                        help="the N USDT spot symbols with the most 24 h quote volume")
-    stream.add_argument("--duration", type=float, metavar="S",
+    stream.add_argument("--duration", type=positive_float, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
     stream.add_argument("--kinds", help="tick kinds: trade, book (best bid/ask), ticker (24 h "
                                         "ticker); default: HELIOS_STREAM_KINDS, else all three")
     stream.add_argument("--queue-size", type=int,
                         help="ticks queued before shedding, book/ticker first (default: "
                              "HELIOS_STREAM_QUEUE_SIZE, else 50000)")
-    stream.add_argument("--status-every", type=float, default=5.0, metavar="S",
+    stream.add_argument("--status-every", type=positive_float, default=5.0, metavar="S",
                         help="print a status line every S seconds")
     stream.add_argument("--shards", type=int, metavar="N",
                         help="split the symbols over N processes (default: HELIOS_STREAM_SHARDS, "
@@ -58,6 +65,8 @@ def _stream(args: argparse.Namespace) -> int:
         else:
             symbols = parse_symbols(args.symbols) if args.symbols else list(settings.symbols)
         config = StreamConfig.from_settings(settings, symbols, **overrides)
+        if args.shard is None:  # the parent records it once for all shards
+            audit_settings(settings, "helios stream")
         if args.shard is not None:  # one shard of `--shards N`, started by the command below
             asyncio.run(run_with_status(config, args.duration, args.status_every, print,
                                         parent_pid=args.parent_pid))

@@ -39,6 +39,7 @@ from helios_pipeline.defs.resources import (
     MarketDataQueryResource,
     ReferenceExchangeResource,
     StorageResource,
+    secret_config,
 )
 from helios_pipeline.defs.signals import build_signal_assets
 from helios_pipeline.quality.stream_watch import StreamThresholds
@@ -78,13 +79,16 @@ def _resources(settings: Settings) -> dict[str, object]:
                                    keep_versions=settings.keep_versions),
         "market_data": MarketDataQueryResource(
             data_dir=str(settings.data_dir), exchange=settings.exchange,
-            redis_url=settings.redis_url, hot_retention_minutes=settings.hot_retention_minutes,
+            redis_url=secret_config("HELIOS_REDIS_URL", settings.redis_url),
+            hot_retention_minutes=settings.hot_retention_minutes,
             keep_versions=settings.keep_versions, start_date=settings.start_date),
         "candle_io_manager": CandleIOManager(data_dir=str(settings.data_dir),
                                              storage_format=settings.storage_format),
-        "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
+        "alerts": AlertsResource(
+            webhook_url=secret_config("HELIOS_ALERT_WEBHOOK_URL", settings.alert_webhook_url)),
         "realtime": RealtimeMarketDataResource(
-            redis_url=settings.redis_url, exchange=settings.exchange,
+            redis_url=secret_config("HELIOS_REDIS_URL", settings.redis_url) or settings.redis_url,
+            exchange=settings.exchange,
             retention_minutes=settings.hot_retention_minutes,
         ),
     }

@@ -103,6 +103,9 @@ def build_self_healing_sensor(job_name: str) -> dg.SensorDefinition:
             requests.append(dg.RunRequest(run_key=f"{key}@{episode.since:.0f}#{episode.tries + 1}",
                                           partition_key=gappy[key].key))
         cursor["partitions"] = {k: asdict(e) for k, e in episodes.items()}
+        if requests:
+            storage.audit().record("refetch", exchange.exchange_id, reason="gaps",
+                                   partitions=sorted(due), sensor="self_healing_sensor")
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return self_healing_sensor

@@ -7,6 +7,7 @@ from configuration it captured.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,9 @@ from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.quality.alerts import AlertManager
 from helios_pipeline.query.engine import MarketDataQuery
+from helios_pipeline.security.audit import AuditLog
+from helios_pipeline.security.credentials import CredentialSource
+from helios_pipeline.security.redact import redact
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
@@ -24,7 +28,39 @@ from helios_pipeline.storage.quarantine import QuarantineStore
 ALERTS_LOG = logging.getLogger("helios.quality")
 
 
-class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class CredentialsConfig(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where an exchange resource's credentials are: the encrypted store and its key.
+
+    The key reaches Dagster as ``dg.EnvVar("HELIOS_MASTER_KEY")`` (or as a key-file path),
+    never as a literal; the store holds the exchange's ``apiKey`` and ``secret``.
+    """
+
+    credentials_file: str | None = None
+    master_key: str | None = None
+    master_key_file: str | None = None
+    audit_db: str | None = None
+
+    def credential_source(self) -> CredentialSource | None:
+        """The store to read credentials from, or ``None``."""
+        if self.credentials_file is None:
+            return None
+        return CredentialSource(
+            Path(self.credentials_file), self.master_key,
+            Path(self.master_key_file) if self.master_key_file else None,
+            Path(self.audit_db) if self.audit_db else None)
+
+    @staticmethod
+    def fields_of(source: CredentialSource | None) -> dict[str, str | None]:
+        """Config values for ``source`` (the key through ``dg.EnvVar``)."""
+        if source is None:
+            return {}
+        return {"credentials_file": str(source.store),
+                "master_key": secret_config("HELIOS_MASTER_KEY", source.master_key),
+                "master_key_file": str(source.key_file) if source.key_file else None,
+                "audit_db": str(source.audit_db) if source.audit_db else None}
+
+
+class ExchangeResource(CredentialsConfig):
     """The exchange an asset ingests from (ccxt id and optional base-URL override).
 
     ``qualifier`` exchange-qualifies the storage folders (``okx.BTCUSDT``) of a second venue
@@ -40,7 +76,7 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def config(self) -> ExchangeConfig:
         """The exchange's connection settings."""
         return ExchangeConfig(self.exchange_id, self.base_url, self.max_in_flight,
-                              self.timeout_s, self.qualifier)
+                              self.timeout_s, self.qualifier, self.credential_source())
 
     def client(self) -> ExchangeClient:
         """A new client; use it as ``async with resource.client() as client``.
@@ -55,10 +91,10 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Configure from an exchange's settings (``Settings.exchange_config()``)."""
         return cls(exchange_id=config.exchange_id, base_url=config.base_url,
                    max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
-                   qualifier=config.qualifier)
+                   qualifier=config.qualifier, **cls.fields_of(config.credentials))
 
 
-class ReferenceExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class ReferenceExchangeResource(CredentialsConfig):
     """The second venue cross-exchange checks compare with (``HELIOS_REFERENCE_EXCHANGE``).
 
     ``exchange_id`` is ``None`` when no reference venue is configured: the reference assets
@@ -76,7 +112,10 @@ class ReferenceExchangeResource(dg.ConfigurableResource):  # type: ignore[type-a
             return None
         return ExchangeResource(exchange_id=self.exchange_id, base_url=self.base_url,
                                 max_in_flight=self.max_in_flight, timeout_s=self.timeout_s,
-                                qualifier=self.exchange_id)
+                                qualifier=self.exchange_id,
+                                credentials_file=self.credentials_file,
+                                master_key=self.master_key,
+                                master_key_file=self.master_key_file, audit_db=self.audit_db)
 
     @classmethod
     def from_config(cls, config: ExchangeConfig | None) -> ReferenceExchangeResource:
@@ -84,7 +123,8 @@ class ReferenceExchangeResource(dg.ConfigurableResource):  # type: ignore[type-a
         if config is None:
             return cls()
         return cls(exchange_id=config.exchange_id, base_url=config.base_url,
-                   max_in_flight=config.max_in_flight, timeout_s=config.timeout_s)
+                   max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
+                   **cls.fields_of(config.credentials))
 
 
 class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -112,6 +152,10 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Rejected rows and why."""
         return QuarantineStore(self.root)
 
+    def audit(self) -> AuditLog:
+        """The hash-chained audit trail (in the metadata database)."""
+        return AuditLog(metadata_path(self.root))
+
 
 class MarketDataQueryResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """``MarketDataQuery`` for assets: candles, prices and profiles from every tier."""
@@ -138,3 +182,30 @@ class AlertsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def manager(self) -> AlertManager:
         """An alert manager for one run or sensor tick."""
         return AlertManager(self.webhook_url, ALERTS_LOG)
+
+
+class SecretConfigError(ValueError):
+    """A credential-bearing value would end up as literal resource config (visible in the UI)."""
+
+
+def secret_config(env_var: str, value: str | None) -> str | None:
+    """Resource config for a value that may carry a credential (Redis URL, webhook URL).
+
+    Config given as a literal is shown by the Dagster UI and stored with every run; one read
+    through ``dg.EnvVar`` shows only the variable's name. So a value that came from ``env_var``
+    is passed as ``dg.EnvVar(env_var)``, a value without credentials (``redis://127.0.0.1``)
+    as itself, and a credential-bearing value from elsewhere is refused.
+
+    Raises:
+        SecretConfigError: ``value`` carries a credential but is not what ``env_var`` holds.
+    """
+    if value is None:
+        return None
+    if os.environ.get(env_var) == value:
+        return dg.EnvVar(env_var)
+    if redact(value) != value:
+        raise SecretConfigError(
+            f"{redact(value)} carries a credential: set it in {env_var} so Dagster reads it "
+            "through dg.EnvVar instead of showing it as resource config."
+        )
+    return value

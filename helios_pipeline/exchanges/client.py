@@ -34,6 +34,7 @@ from helios_pipeline.exchanges.ratelimit import AdaptiveRateLimiter, Clock, Slee
 from helios_pipeline.exchanges.resilient import ResilientCaller
 from helios_pipeline.exchanges.retry import RetryPolicy
 from helios_pipeline.exchanges.shared import InFlightCap, shared_guards
+from helios_pipeline.security.credentials import CredentialSource
 
 T = TypeVar("T")
 
@@ -71,6 +72,8 @@ class ExchangeClient:
         qualifier: Exchange qualifier for storage ids (``okx.BTCUSDT``) where several
             exchanges share a data root; ``None`` (default) keeps plain ids.
         cap: Cap on requests in flight (default: a new one of ``max_in_flight``).
+        credentials: The encrypted credential store: the client's only source of ``apiKey``,
+            ``secret`` and ``password`` (``None``: public endpoints only).
 
     Raises:
         ValueError: Unknown exchange id or ``max_in_flight`` < 1.
@@ -89,6 +92,7 @@ class ExchangeClient:
         sleep: Sleep = asyncio.sleep,
         qualifier: str | None = None,
         cap: InFlightCap | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         self.base_url = base_url
@@ -102,13 +106,18 @@ class ExchangeClient:
         self._call = self._caller.call
         self._markets_lock = asyncio.Lock()
         self._markets_loaded = False
-        config = {
+        config: dict[str, Any] = {
             # Our limiter replaces ccxt's throttle where weight headers exist (Binance); other
             # venues are paced by ccxt to their published limits (OKX: 20 pages per 2 s).
             "enableRateLimit": exchange_id not in RAW_KLINE_EXCHANGES,
             "timeout": int(timeout_s * 1000),
-            "options": {"fetchMarkets": {"types": ["spot"]}},
+            # Once keys are set, ccxt also reads currencies and margin pairs from private
+            # wallet endpoints; market data needs only the spot markets.
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+                        "fetchMargins": False},
         }
+        if credentials is not None:
+            config.update(credentials.exchange_credentials(exchange_id))
         self._exchange: Any = adapter.create_exchange(
             exchange_id, config, self._caller.on_response, self._caller.limiter.configure
         )
@@ -132,6 +141,7 @@ class ExchangeClient:
             timeout_s=config.timeout_s, qualifier=config.qualifier,
             breaker=guards.breaker if guards else None,
             limiter=guards.limiter if guards else None, cap=guards.cap if guards else None,
+            credentials=config.credentials,
         )
 
     async def __aenter__(self) -> Self:

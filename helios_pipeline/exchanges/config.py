@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from helios_pipeline.security.credentials import CredentialSource
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class ExchangeConfig:
         timeout_s: Per-request timeout in seconds.
         qualifier: Exchange qualifier of storage ids (``okx.BTCUSDT``) for a second venue that
             shares the data root with the primary one; ``None`` keeps plain ids.
+        credentials: The encrypted store the client reads ``apiKey``/``secret`` from (the only
+            place it takes them from); ``None``: public endpoints only.
     """
 
     exchange_id: str
@@ -24,3 +28,4 @@ class ExchangeConfig:
     max_in_flight: int = 50
     timeout_s: float = 10.0
     qualifier: str | None = None
+    credentials: CredentialSource | None = field(default=None, compare=False)

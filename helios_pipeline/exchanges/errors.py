@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable
 
 from helios_pipeline.domain.timeframe import ms_to_datetime
+from helios_pipeline.security.redact import redact
 
 _EXCERPT_CHARS = 120
 
@@ -32,7 +33,14 @@ def _utc(seconds: float) -> str:
 
 
 class ExchangeError(Exception):
-    """Base class of every error the exchange layer raises."""
+    """Base class of every error the exchange layer raises.
+
+    Its text is masked (a signed URL's ``signature=``, an ``apiKey``), wherever it ends up:
+    logs, the CLI, Dagster's stored failure events.
+    """
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ExchangeUnavailableError(ExchangeError):

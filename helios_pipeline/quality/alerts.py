@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from helios_pipeline.quality.monitor import QualitySummary, Status
+from helios_pipeline.security.redact import redact
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -68,11 +69,12 @@ class Alert:
 
     def payload(self) -> dict[str, str | float | None]:
         """The JSON body posted to the webhook (``text`` suits Slack-style hooks)."""
+        title, message = redact(self.title), redact(self.message)
         return {
-            "source": "helios", "severity": self.severity, "title": self.title,
-            "message": self.message, "symbol": self.symbol, "rule": self.rule,
+            "source": "helios", "severity": self.severity, "title": title,
+            "message": message, "symbol": self.symbol, "rule": self.rule,
             "value": self.value, "at": self.at.astimezone(UTC).isoformat(),
-            "text": f"[{self.severity.upper()}] {self.title}: {self.message}",
+            "text": f"[{self.severity.upper()}] {title}: {message}",
         }
 
 

@@ -26,6 +26,7 @@ from helios_pipeline.quality.detectors import (
     parse_anomaly_flags,
 )
 from helios_pipeline.quality.monitor import QualitySummary, Status, SymbolQuality
+from helios_pipeline.security.redact import redact
 from helios_pipeline.storage.atomic import write_atomic
 
 COLORS: dict[Status, str] = {"ok": "#1a7f37", "warn": "#b7791f", "fail": "#c53030"}
@@ -75,7 +76,8 @@ def write_quality_report(
     Raises:
         OSError: The file could not be written; an older report at ``path`` is left as it was.
     """
-    write_atomic(path, render_quality_report(summary, frames).encode("utf-8"))
+    # Reasons quote exchange errors and URLs: mask any credential they carry.
+    write_atomic(path, redact(render_quality_report(summary, frames)).encode("utf-8"))
     return path
 
 

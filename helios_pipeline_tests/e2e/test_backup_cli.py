@@ -71,7 +71,7 @@ def test_backup_while_writing_then_restore_reads_the_same_candles(
 
     again = helios(restored, "restore", str(saved))  # never over existing data
     assert again.returncode == 2
-    assert "is not empty" in again.stdout
+    assert "is not empty" in again.stderr
 
 
 def test_restore_refuses_a_damaged_backup_before_copying_anything(
@@ -86,11 +86,11 @@ def test_restore_refuses_a_damaged_backup_before_copying_anything(
 
     refused = helios(restored, "restore", str(saved))
     assert refused.returncode == 2
-    assert partition.name in refused.stdout
-    assert "does not match its SHA-256" in refused.stdout
+    assert partition.name in refused.stderr
+    assert "does not match its SHA-256" in refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr
     assert not restored.exists() or not any(restored.iterdir())
 
     inside = helios(root, "backup", str(root / "copy"))
     assert inside.returncode == 2
-    assert "inside the data root" in inside.stdout
+    assert "inside the data root" in inside.stderr

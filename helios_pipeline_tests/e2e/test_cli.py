@@ -58,7 +58,7 @@ def test_bad_dates_are_explained(
     cli_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     assert main(["backfill", "--symbols", "BTC/USDT", *args]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert message in out
     assert "Traceback" not in out
     assert len(out.strip().splitlines()) <= 2  # one message (wrapped at most once)
@@ -68,7 +68,7 @@ def test_bad_dates_are_explained(
 def test_unknown_symbol_is_explained(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["backfill", "--symbols", "BTC/USDT,NOPE/USDT", "--start", "2024-01-01",
                  "--end", "2024-01-01"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert code == 2
     assert "NOPE/USDT" in out
     assert not (cli_env / "market_data").exists()
@@ -83,7 +83,7 @@ def test_unreachable_exchange_is_explained(
     monkeypatch.setenv("HELIOS_EXCHANGE_URL", f"http://127.0.0.1:{port}")
     yesterday = (datetime.now(tz=UTC) - timedelta(days=1)).date().isoformat()
     code = main(["backfill", "--symbols", "BTC/USDT", "--start", yesterday, "--end", yesterday])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert code == 2
     assert f"127.0.0.1:{port}" in out
     assert "HELIOS_EXCHANGE_URL" in out
@@ -132,9 +132,9 @@ def test_bad_stream_settings_are_explained(
     monkeypatch.setenv("HELIOS_STREAM_KINDS", "trades")
     assert main(["stream", "--duration", "1"]) == 2
     assert "HELIOS_STREAM_KINDS='trades': expected some of trade, ticker, book" in (
-        capsys.readouterr().out)
+        capsys.readouterr().err)
     monkeypatch.delenv("HELIOS_STREAM_KINDS")
     assert main(["stream", "--duration", "1", "--queue-size", "0"]) == 2
-    assert "queue_size=0: must be >= 1" in capsys.readouterr().out
+    assert "queue_size=0: must be >= 1" in capsys.readouterr().err
     assert main(["stream", "--duration", "1", "--shards", "0"]) == 2
-    assert "--shards 0: give a number of processes, at least 1" in capsys.readouterr().out
+    assert "--shards 0: give a number of processes, at least 1" in capsys.readouterr().err

@@ -56,5 +56,5 @@ def test_history_lists_versions_and_shows_what_a_refetch_changed(
     assert "v2 -> v1" in older.stdout
     missing = helios(root, "history", "BTC/USDT", "2024-06-01")
     assert missing.returncode == 2
-    assert "No stored versions of BTC/USDT 1m 2024-06-01" in missing.stdout
+    assert "No stored versions of BTC/USDT 1m 2024-06-01" in missing.stderr
     assert "Traceback" not in missing.stdout + missing.stderr
