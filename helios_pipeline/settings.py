@@ -13,7 +13,7 @@ from pathlib import Path
 
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.ticks import KINDS, TickKind
-from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.exchanges.config import DEFAULT_BULK_URLS, ExchangeConfig
 from helios_pipeline.validation.rules import ThresholdError, ValidationThresholds
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -61,6 +61,10 @@ class Settings:
             (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
         keep_versions: Earlier contents kept per partition when a re-fetch changes it
             (``HELIOS_KEEP_VERSIONS``), readable with ``MarketDataQuery.ohlcv(as_of=...)``.
+        bulk_url: The exchange's public kline archive backfills take closed months and days
+            from (``HELIOS_BULK_URL``; see :meth:`bulk_archive_url`). ``None`` (unset) means the
+            exchange's own archive (``https://data.binance.vision`` for Binance) unless
+            ``HELIOS_EXCHANGE_URL`` points elsewhere; an empty value turns the bulk path off.
     """
 
     data_dir: Path = Path("local/data")
@@ -84,11 +88,25 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
     keep_versions: int = 5
+    bulk_url: str | None = None
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
         return ExchangeConfig(self.exchange, self.exchange_url, self.max_in_flight,
-                              self.request_timeout_s)
+                              self.request_timeout_s, bulk_url=self.bulk_archive_url())
+
+    def bulk_archive_url(self) -> str | None:
+        """Where backfills download archive files from, or ``None`` for REST only.
+
+        An explicit ``HELIOS_BULK_URL`` wins (empty: off). Unset, it is the exchange's public
+        archive, but only against the real exchange: with ``HELIOS_EXCHANGE_URL`` set (the
+        simulator, a testnet, a proxy) the archive would not hold the same candles.
+        """
+        if self.bulk_url is not None:
+            return self.bulk_url.strip() or None
+        if self.exchange_url:
+            return None
+        return DEFAULT_BULK_URLS.get(self.exchange)
 
     def reference_exchange_config(self) -> ExchangeConfig | None:
         """The reference venue's connection settings, or ``None`` when none is configured.
@@ -112,6 +130,9 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"HELIOS_{f.name.upper()}")
+            if raw is not None and f.name == "bulk_url":  # empty is meaningful: off
+                values[f.name] = raw.strip()
+                continue
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, raw.strip())

@@ -28,7 +28,8 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The exchange an asset ingests from (ccxt id and optional base-URL override).
 
     ``qualifier`` exchange-qualifies the storage folders (``okx.BTCUSDT``) of a second venue
-    that shares the data root with the primary one.
+    that shares the data root with the primary one. ``bulk_url`` is the public kline archive
+    closed periods are taken from (``None``: REST only).
     """
 
     exchange_id: str = "binance"
@@ -36,11 +37,12 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     max_in_flight: int = 50
     timeout_s: float = 10.0
     qualifier: str | None = None
+    bulk_url: str | None = None
 
     def config(self) -> ExchangeConfig:
         """The exchange's connection settings."""
         return ExchangeConfig(self.exchange_id, self.base_url, self.max_in_flight,
-                              self.timeout_s, self.qualifier)
+                              self.timeout_s, self.qualifier, self.bulk_url)
 
     def client(self) -> ExchangeClient:
         """A new client; use it as ``async with resource.client() as client``.
@@ -55,7 +57,7 @@ class ExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Configure from an exchange's settings (``Settings.exchange_config()``)."""
         return cls(exchange_id=config.exchange_id, base_url=config.base_url,
                    max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
-                   qualifier=config.qualifier)
+                   qualifier=config.qualifier, bulk_url=config.bulk_url)
 
 
 class ReferenceExchangeResource(dg.ConfigurableResource):  # type: ignore[type-arg]

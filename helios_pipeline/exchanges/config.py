@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_BULK_URLS = {"binance": "https://data.binance.vision"}
+"""Exchanges that publish a 1m kline archive in Binance's layout, and where."""
+
 
 @dataclass(frozen=True)
 class ExchangeConfig:
@@ -17,6 +20,8 @@ class ExchangeConfig:
         timeout_s: Per-request timeout in seconds.
         qualifier: Exchange qualifier of storage ids (``okx.BTCUSDT``) for a second venue that
             shares the data root with the primary one; ``None`` keeps plain ids.
+        bulk_url: The exchange's public kline archive (``exchanges.bulk_archive``) that
+            backfills take closed periods from; ``None`` turns the bulk path off.
     """
 
     exchange_id: str
@@ -24,3 +29,4 @@ class ExchangeConfig:
     max_in_flight: int = 50
     timeout_s: float = 10.0
     qualifier: str | None = None
+    bulk_url: str | None = None
