@@ -4,7 +4,7 @@ Binance publishes every closed month and day of 1m klines per symbol at
 ``https://data.binance.vision`` (``/data/spot/monthly/klines/{SYMBOL}/1m/{SYMBOL}-1m-YYYY-MM.zip``,
 ``/data/spot/daily/klines/...-YYYY-MM-DD.zip``), each beside a ``.CHECKSUM`` file holding the
 zip's SHA-256. :class:`BulkArchiveClient` downloads a file, verifies it against its checksum and
-parses the CSV inside into the same Arrow table (:data:`~helios_pipeline.domain.schema.EXCHANGE_SCHEMA`)
+parses the CSV inside into the same Arrow table (``EXCHANGE_SCHEMA``)
 that ``ExchangeClient.fetch_candles`` builds from ``/api/v3/klines`` pages: decimals exact, open
 times in milliseconds. The files' quirks are handled: microsecond timestamps (from 2025 on), an
 optional header row, outage minutes simply absent. Anything else raises an :class:`ArchiveError`
