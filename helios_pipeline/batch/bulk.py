@@ -73,8 +73,8 @@ class Fallback:
     def message(self) -> str:
         """One line for the run's log: the file, why, and which days REST serves instead."""
         span = f"{self.days[0]}" if len(self.days) == 1 else f"{self.days[0]}..{self.days[-1]}"
-        return (f"Bulk archive file {self.url} not used ({self.reason}); {len(self.days)} "
-                f"day(s) {span} are fetched through REST instead.")
+        return (f"Bulk archive file {self.url} not used: {self.reason.rstrip('.')}. "
+                f"{len(self.days)} day(s) {span} are fetched through REST instead.")
 
 
 @dataclass(frozen=True)
