@@ -28,6 +28,8 @@ import asyncio
 import calendar
 import hashlib
 import random
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -189,9 +191,62 @@ async def ingest_minutes_bulk(
     return minutes, report
 
 
+class _CheckedFiles:
+    """The last few archive files that passed every check, shared by the chunks of a process.
+
+    A backfill's chunks of 31 days straddle calendar months, so consecutive chunks need the same
+    monthly file: it is downloaded, verified and cross-checked once. Published archive files do
+    not change.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._files: OrderedDict[str, ArchiveFile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> ArchiveFile | None:
+        with self._lock:
+            found = self._files.get(url)
+            if found is not None:
+                self._files.move_to_end(url)
+            return found
+
+    def put(self, file: ArchiveFile) -> None:
+        with self._lock:
+            self._files[file.url] = file
+            while len(self._files) > self._size:
+                self._files.popitem(last=False)
+
+
+    def clear(self) -> None:
+        with self._lock:
+            self._files.clear()
+
+
+_CHECKED = _CheckedFiles()
+
+
+def forget_checked_files() -> None:
+    """Forget the archive files already checked in this process (the next use fetches again)."""
+    _CHECKED.clear()
+
+
 async def _use(client: ExchangeClient, archive: BulkArchiveClient, symbol: str, symbol_id: str,
                plan: ArchivePlan, report: BulkReport) -> ArchiveFile | None:
     """The verified file of ``plan``, or ``None`` (with a fallback recorded) when unusable."""
+    url = archive_url(archive.base_url, symbol_id, plan.first, plan.monthly)
+    checked = _CHECKED.get(url)
+    if checked is not None:
+        return checked
+    file = await _verified(client, archive, symbol, symbol_id, plan, report)
+    if file is not None:
+        _CHECKED.put(file)
+    return file
+
+
+async def _verified(client: ExchangeClient, archive: BulkArchiveClient, symbol: str,
+                    symbol_id: str, plan: ArchivePlan, report: BulkReport) -> ArchiveFile | None:
+    """Download, verify and (monthly files) cross-check ``plan``'s file."""
     try:
         file = await archive.fetch(symbol_id, plan.first, plan.monthly)
     except ArchiveError as exc:

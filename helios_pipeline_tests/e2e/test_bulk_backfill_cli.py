@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helios_pipeline.batch.bulk import forget_checked_files
 from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.sim.server import SimExchangeServer
@@ -20,6 +21,7 @@ ARGS = ["backfill", "--symbols", "ETH/USDT", "--start", "2024-02-28", "--end", "
 def bulk_env(cli_env: Path, sim: SimExchangeServer,  # noqa: F811
              monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HELIOS_BULK_URL", sim.base_url)
+    forget_checked_files()  # a process reuses archive files it checked; each test starts afresh
     return cli_env
 
 

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from helios_pipeline.batch.bulk import BulkReport, ingest_minutes_bulk, plan_archive
+from helios_pipeline.batch.bulk import (
+    BulkReport,
+    forget_checked_files,
+    ingest_minutes_bulk,
+    plan_archive,
+)
 from helios_pipeline.batch.ingest import ingest_minutes
 from helios_pipeline.exchanges.bulk_archive import BulkArchiveClient
 from helios_pipeline.exchanges.client import ExchangeClient
@@ -38,6 +43,12 @@ MARCH_FILE = "ETHUSDT-1m-2024-03.zip"
 class Ingested:
     report: BulkReport | None
     weight: int
+
+
+@pytest.fixture(autouse=True)
+def fresh_archive_files() -> None:
+    """Every test downloads and checks its files (a process reuses files it checked)."""
+    forget_checked_files()
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +215,19 @@ def test_plan_takes_closed_months_whole_and_the_current_month_by_day() -> None:
     last = calendar.monthrange(2026, 12)[1]
     _, rest = plan_archive([date(2026, 12, last)], today)
     assert rest == [date(2026, 12, last)]
+
+
+def test_a_month_straddled_by_two_chunks_is_downloaded_and_checked_once(
+    venue: SimExchangeServer, archive_faults: str, tmp_path: Path
+) -> None:
+    venue.reset()
+    first = by_archive(venue, tmp_path, "ETH/USDT", [date(2024, 3, 29), date(2024, 3, 30)])
+    second = by_archive(venue, tmp_path, "ETH/USDT", [date(2024, 3, 31), date(2024, 4, 1)])
+    requests = venue.stats()["requests"]
+    assert requests[f"/data/spot/monthly/klines/ETHUSDT/1m/{MARCH_FILE}"] == 1
+    assert requests["/data/spot/monthly/klines/ETHUSDT/1m/ETHUSDT-1m-2024-04.zip"] == 1
+    assert first.report is not None
+    assert second.report is not None
+    assert second.report.files == 2
+    markets = 20
+    assert (first.weight, second.weight) == (markets + 6, markets + 6)  # April's cross-check
