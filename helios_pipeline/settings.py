@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.ticks import KINDS, TickKind
-from helios_pipeline.exchanges.config import ExchangeConfig
+from helios_pipeline.exchanges.config import DEFAULT_BULK_URLS, ExchangeConfig
 from helios_pipeline.security.credentials import CredentialSource
 from helios_pipeline.security.inputs import (
     MAX_SECONDS,
@@ -87,6 +87,10 @@ class Settings:
         master_key: Fernet key of that store (``HELIOS_MASTER_KEY``); kept out of ``repr``.
         master_key_file: A file holding the key, readable only by its owner
             (``HELIOS_MASTER_KEY_FILE``); used when ``master_key`` is not set.
+        bulk_url: The exchange's public kline archive backfills take closed months and days
+            from (``HELIOS_BULK_URL``; see :meth:`bulk_archive_url`). ``None`` (unset) means the
+            exchange's own archive (``https://data.binance.vision`` for Binance) unless
+            ``HELIOS_EXCHANGE_URL`` points elsewhere; an empty value turns the bulk path off.
     """
 
     data_dir: Path = Path("local/data")
@@ -117,11 +121,26 @@ class Settings:
     credentials_file: Path | None = None
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path | None = None
+    bulk_url: str | None = None
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
         return ExchangeConfig(self.exchange, self.exchange_url, self.max_in_flight,
-                              self.request_timeout_s, credentials=self.credential_source())
+                              self.request_timeout_s, credentials=self.credential_source(),
+                              bulk_url=self.bulk_archive_url())
+
+    def bulk_archive_url(self) -> str | None:
+        """Where backfills download archive files from, or ``None`` for REST only.
+
+        An explicit ``HELIOS_BULK_URL`` wins (empty: off). Unset, it is the exchange's public
+        archive, but only against the real exchange: with ``HELIOS_EXCHANGE_URL`` set (the
+        simulator, a testnet, a proxy) the archive would not hold the same candles.
+        """
+        if self.bulk_url is not None:
+            return self.bulk_url.strip() or None
+        if self.exchange_url:
+            return None
+        return DEFAULT_BULK_URLS.get(self.exchange)
 
     def reference_exchange_config(self) -> ExchangeConfig | None:
         """The reference venue's connection settings, or ``None`` when none is configured.
@@ -152,6 +171,9 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"HELIOS_{f.name.upper()}")
+            if raw is not None and f.name == "bulk_url" and not raw.strip():
+                values[f.name] = ""  # empty is meaningful: off
+                continue
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, raw.strip())
@@ -273,5 +295,6 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "exchange_url": _parse_http_url,
     "reference_exchange_url": _parse_http_url,
     "alert_webhook_url": _parse_http_url,
+    "bulk_url": _parse_http_url,
     "redis_url": _parse_redis_url,
 }

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -163,6 +163,33 @@ async def ingest_minutes(
         return []
     start, end = day_start_ms(ordered[0]), day_start_ms(ordered[-1]) + DAY_MS
     batch = await client.fetch_candles(symbol, Timeframe.M1, start, end)
+    return await store_minutes(client, stores, symbol, ordered, batch, thresholds)
+
+
+async def store_minutes(
+    client: ExchangeClient,
+    stores: Stores,
+    symbol: str,
+    days: Sequence[date],
+    batch: CandleBatch,
+    thresholds: ValidationThresholds | None = None,
+    sources: Mapping[date, str] | None = None,
+) -> list[MinuteDay]:
+    """Validate and store the 1m candles of ``days`` from an already fetched ``batch``.
+
+    What :func:`ingest_minutes` does after fetching; the bulk-archive path
+    (``batch.bulk``) hands in candles from archive files and REST pages alike.
+
+    Args:
+        client: Open exchange client (days needing the exact path are fetched again from it).
+        stores: Where candles, catalog rows and quarantine records go.
+        symbol: ccxt unified symbol.
+        days: Closed UTC days.
+        batch: Candles covering ``days`` (others are ignored).
+        thresholds: Validation thresholds; defaults when omitted.
+        sources: The catalog's ``source`` per day (default: the client's, for every day).
+    """
+    ordered = sorted(set(days))
     now_ms = int(time.time() * 1000)
     fast = stores.candles.fmt == "parquet"
     validated: dict[date, _Day] = {}
@@ -176,7 +203,8 @@ async def ingest_minutes(
                             strict=True):
         validated[day] = _Day(day, to_table(candle_columns(outcome.accepted), f"{symbol} {day}"),
                               outcome)
-    return _store_minutes(client, stores, symbol, [validated[day] for day in ordered])
+    return _store_minutes(client, stores, symbol, [validated[day] for day in ordered],
+                          sources or {})
 
 
 def derive_days(
@@ -258,10 +286,12 @@ def _validate_fast(
 
 
 def _store_minutes(
-    client: ExchangeClient, stores: Stores, symbol: str, days: list[_Day]
+    client: ExchangeClient, stores: Stores, symbol: str, days: list[_Day],
+    sources: Mapping[date, str],
 ) -> list[MinuteDay]:
     """Write every day's 1m file and quarantine file, then their catalog rows (one transaction)."""
-    writes = [_store_minute(client, stores, symbol, item) for item in days]
+    writes = [_store_minute(client, stores, symbol, item, sources.get(item.day, client.source))
+              for item in days]
     records = stores.catalog.record_partitions(writes)
     return [
         MinuteDay(PartitionReport(
@@ -273,8 +303,8 @@ def _store_minutes(
     ]
 
 
-def _store_minute(client: ExchangeClient, stores: Stores, symbol: str, item: _Day
-                  ) -> PartitionWrite:
+def _store_minute(client: ExchangeClient, stores: Stores, symbol: str, item: _Day,
+                  source: str) -> PartitionWrite:
     """Store one day's accepted 1m candles and replace its quarantine file."""
     m1, qualifier = Timeframe.M1, client.qualifier
     stored = _store_table(stores.candles, symbol, m1, item.day, item.accepted, qualifier)
@@ -282,7 +312,7 @@ def _store_minute(client: ExchangeClient, stores: Stores, symbol: str, item: _Da
     stores.quarantine.store_partition(symbol, m1, item.day, quarantined, exchange=qualifier)
     if item.outcome is not None:  # a quarantined minute was sent: it is not missing
         stored = replace(stored, missing_ranges=not_sent(item.outcome, m1, item.day))
-    return PartitionWrite(client.exchange_id, symbol, m1, item.day, stored, client.source,
+    return PartitionWrite(client.exchange_id, symbol, m1, item.day, stored, source,
                           len(quarantined))
 
 

@@ -47,11 +47,40 @@ def _backfill(args: argparse.Namespace) -> int:
     subject = f"{settings.exchange} {','.join(symbols)} {start}..{end}"
     audit.record("backfill", subject, command="helios backfill", phase="requested")
     preflight(settings, symbols)
+    weight_before = rest_weight_spent(settings)
     failures = backfill_with_progress(settings, symbols, start, end)
     audit.record("backfill", subject, command="helios backfill", phase="finished",
                  failed_runs=failures)
     print_partitions(settings, symbols, start, end)
+    print_sources(settings, symbols, start, end, rest_weight_spent(settings) - weight_before)
     return 1 if failures else 0
+
+
+def rest_weight_spent(settings: Settings) -> int:
+    """REST request weight this process has spent on the configured exchange so far.
+
+    Every run of the backfill uses the process-wide limiter of the exchange
+    (``exchanges.shared``), which counts each request's weight.
+    """
+    from helios_pipeline.exchanges.shared import shared_guards
+
+    config = settings.exchange_config()
+    return shared_guards(config.exchange_id, config.base_url,
+                         config.max_in_flight).limiter.weight_spent
+
+
+def print_sources(settings: Settings, symbols: Sequence[str], start: date, end: date,
+                  weight: int) -> None:
+    """``1m partitions: 365 from the bulk archive (https://...), 0 from REST; REST weight 78``."""
+    from helios_pipeline.storage.metadata import MetadataStore
+
+    catalog = MetadataStore(metadata_path(settings.data_dir))
+    sources = [record.source for symbol in symbols for record in catalog.list_partitions(
+        exchange=settings.exchange, symbol=symbol, timeframe=Timeframe.M1, start=start, end=end)]
+    archived = sum(source.startswith("archive ") for source in sources)
+    where = settings.bulk_archive_url() or "off: HELIOS_BULK_URL is empty or not applicable"
+    console.print(f"1m partitions: {archived} from the bulk archive ({where}), "
+                  f"{len(sources) - archived} from REST; REST weight spent: {weight}")
 
 
 def _check_range(start: date, end: date, first_day: date) -> None:

@@ -30,6 +30,7 @@ from helios_pipeline.batch.partition_checks import (
     gap_outcome,
     schema_outcomes,
 )
+from helios_pipeline.defs.bulk import ingest_from_archive
 from helios_pipeline.defs.checks import (
     EXPECTATIONS_CHECK,
     GAP_CHECK,
@@ -42,6 +43,7 @@ from helios_pipeline.defs.keys import OHLCV_1M, candle_key
 from helios_pipeline.defs.partitions import SymbolDay
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.quality.alerts import AlertManager
 from helios_pipeline.storage.metadata import PartitionRecord
 from helios_pipeline.validation.rules import ValidationThresholds
 
@@ -64,13 +66,15 @@ class CandleRun:
         outputs: Report each asset as the step's output (a run of one partition, so that
             downstream assets of the same run can read it) instead of a materialisation event
             naming the partition (a run over a range).
+        alerts: Where bulk-archive cross-check differences go (``None``: the run's log).
     """
 
     def __init__(self, log: dg.DagsterLogManager, exchange: ExchangeResource,
                  storage: StorageResource, thresholds: ValidationThresholds,
                  assets: AbstractSet[dg.AssetKey], checks: AbstractSet[dg.AssetCheckKey],
-                 outputs: bool = False) -> None:
+                 outputs: bool = False, alerts: AlertManager | None = None) -> None:
         self.log, self.exchange, self.thresholds = log, exchange, thresholds
+        self.alerts = alerts
         self.stores = Stores(storage.candles(), storage.metadata(), storage.quarantine())
         self.assets, self.checks, self.single = assets, checks, outputs
         self.derive = [tf for tf in DERIVED_TIMEFRAMES if candle_key(tf) in assets]
@@ -101,6 +105,10 @@ class CandleRun:
 
     async def _ingest(self, symbol: str, days: list[date]) -> list[MinuteDay]:
         async with self.exchange.client() as client:
+            if self.exchange.bulk_url:  # closed periods from the exchange's archive
+                return await ingest_from_archive(self.log, client, self.exchange.bulk_url,
+                                                 self.stores, symbol, days, self.thresholds,
+                                                 self.alerts)
             return await ingest_minutes(client, self.stores, symbol, days, self.thresholds)
 
     def _stored_minutes(self, symbol: str, days: list[date]) -> list[MinuteDay]:

@@ -25,6 +25,7 @@ from helios_pipeline.defs.checks import (
 from helios_pipeline.defs.cross import reference_candles
 from helios_pipeline.defs.keys import OHLCV_1M, candle_key
 from helios_pipeline.defs.resources import (
+    AlertsResource,
     ExchangeResource,
     ReferenceExchangeResource,
     StorageResource,
@@ -60,9 +61,11 @@ def build_backfill_job(exchange_id: str, thresholds: ValidationThresholds) -> dg
     def backfill_candles(
         context: dg.OpExecutionContext, config: BackfillRange, exchange: ExchangeResource,
         reference_exchange: ReferenceExchangeResource, storage: StorageResource,
+        alerts: AlertsResource,
     ) -> Iterator[CandleEvent]:
         symbol, days = normalize_symbol(config.symbol), config.days()
-        run = CandleRun(context.log, exchange, storage, thresholds, ASSETS, CHECKS)
+        run = CandleRun(context.log, exchange, storage, thresholds, ASSETS, CHECKS,
+                        alerts=alerts.manager())
         for start in range(0, len(days), CHUNK_DAYS):
             yield from run.chunk(symbol, days[start : start + CHUNK_DAYS])
         venue = reference_exchange.venue()

@@ -64,7 +64,8 @@ class ExchangeResource(CredentialsConfig):
     """The exchange an asset ingests from (ccxt id and optional base-URL override).
 
     ``qualifier`` exchange-qualifies the storage folders (``okx.BTCUSDT``) of a second venue
-    that shares the data root with the primary one.
+    that shares the data root with the primary one. ``bulk_url`` is the public kline archive
+    closed periods are taken from (``None``: REST only).
     """
 
     exchange_id: str = "binance"
@@ -72,11 +73,13 @@ class ExchangeResource(CredentialsConfig):
     max_in_flight: int = 50
     timeout_s: float = 10.0
     qualifier: str | None = None
+    bulk_url: str | None = None
 
     def config(self) -> ExchangeConfig:
         """The exchange's connection settings."""
         return ExchangeConfig(self.exchange_id, self.base_url, self.max_in_flight,
-                              self.timeout_s, self.qualifier, self.credential_source())
+                              self.timeout_s, self.qualifier, self.credential_source(),
+                              bulk_url=self.bulk_url)
 
     def client(self) -> ExchangeClient:
         """A new client; use it as ``async with resource.client() as client``.
@@ -91,7 +94,8 @@ class ExchangeResource(CredentialsConfig):
         """Configure from an exchange's settings (``Settings.exchange_config()``)."""
         return cls(exchange_id=config.exchange_id, base_url=config.base_url,
                    max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
-                   qualifier=config.qualifier, **cls.fields_of(config.credentials))
+                   qualifier=config.qualifier, bulk_url=config.bulk_url,
+                   **cls.fields_of(config.credentials))
 
 
 class ReferenceExchangeResource(CredentialsConfig):

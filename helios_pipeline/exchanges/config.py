@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from helios_pipeline.security.credentials import CredentialSource
 
+DEFAULT_BULK_URLS = {"binance": "https://data.binance.vision"}
+"""Exchanges that publish a 1m kline archive in Binance's layout, and where."""
+
 
 @dataclass(frozen=True)
 class ExchangeConfig:
@@ -21,6 +24,8 @@ class ExchangeConfig:
             shares the data root with the primary one; ``None`` keeps plain ids.
         credentials: The encrypted store the client reads ``apiKey``/``secret`` from (the only
             place it takes them from); ``None``: public endpoints only.
+        bulk_url: The exchange's public kline archive (``exchanges.bulk_archive``) that
+            backfills take closed periods from; ``None`` turns the bulk path off.
     """
 
     exchange_id: str
@@ -29,3 +34,4 @@ class ExchangeConfig:
     timeout_s: float = 10.0
     qualifier: str | None = None
     credentials: CredentialSource | None = field(default=None, compare=False)
+    bulk_url: str | None = None

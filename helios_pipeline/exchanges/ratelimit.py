@@ -69,6 +69,7 @@ class AdaptiveRateLimiter:
         self._ban_reason = ""
         self.waits = 0
         self.waited_s = 0.0
+        self.weight_spent = 0  # every request's weight over the limiter's life (reports)
 
     @property
     def weight_limit(self) -> int:
@@ -156,6 +157,7 @@ class AdaptiveRateLimiter:
                 await self._wait_ms(self._window_start_ms + WINDOW_MS - now_ms)
                 continue
             self._sent_since += weight
+            self.weight_spent += weight
             return
 
     async def _wait_ms(self, delay_ms: int) -> None:
@@ -218,4 +220,5 @@ class AdaptiveRateLimiter:
             "ban_reason": self._ban_reason if now_ms < self._banned_until_ms else "",
             "waits": self.waits,
             "waited_s": round(self.waited_s, 3),
+            "weight_spent": self.weight_spent,
         }

@@ -7,7 +7,9 @@ Grammar (whitespace around tokens is ignored, timestamps are UTC)::
     param  := key "=" value
 
 Request faults (``latency``, ``http429``, ``ban``, ``http5xx``, ``timeout``, ``malformed``,
-``truncated``) take ``count=N`` (the next N matching requests, then used up) or ``rate=P``
+``truncated``, and the bulk-archive kinds ``archive_404``, ``archive_checksum``,
+``archive_header``, ``archive_us``, ``archive_drift`` described in ``binance.archive``) take
+``count=N`` (the next N matching requests, then used up) or ``rate=P``
 (probability per matching request from a seeded RNG, ``seed=`` optional) or neither (always),
 and ``path=SUBSTR`` (only requests whose path contains SUBSTR). Data faults (``missing``,
 ``spike``, ``broken_ohlc``, ``divergence``) change 1m klines permanently and take no count, rate
@@ -36,7 +38,9 @@ from helios_pipeline.sim.market.candles import CandlePatch, PatchKind
 from helios_pipeline.sim.wire import stable_seed
 from helios_pipeline.sim.ws.faults import WS_FAULT_KEYS, WsFault, ws_fault
 
-RequestKind = Literal["latency", "http429", "ban", "http5xx", "timeout", "malformed", "truncated"]
+RequestKind = Literal["latency", "http429", "ban", "http5xx", "timeout", "malformed", "truncated",
+                      "archive_404", "archive_checksum", "archive_header", "archive_us",
+                      "archive_drift"]
 
 _REQUEST_KEYS: dict[str, frozenset[str]] = {
     "latency": frozenset({"ms"}),
@@ -46,6 +50,12 @@ _REQUEST_KEYS: dict[str, frozenset[str]] = {
     "timeout": frozenset({"seconds"}),
     "malformed": frozenset(),
     "truncated": frozenset(),
+    # Bulk-archive files only (``binance.archive``): decided on the ``.zip`` request.
+    "archive_404": frozenset(),
+    "archive_checksum": frozenset(),
+    "archive_header": frozenset(),
+    "archive_us": frozenset(),
+    "archive_drift": frozenset(),
 }
 _DATA_KEYS: dict[str, frozenset[str]] = {
     "missing": frozenset({"symbol", "start", "minutes"}),
@@ -62,6 +72,8 @@ _REQUIRED: dict[str, frozenset[str]] = {
 _WINDOW_KINDS = frozenset({"missing", "divergence"})  # start= and minutes=, not at=
 _FACTOR_DEFAULTS = {"spike": "3"}  # divergence requires its factor
 _COMMON_KEYS = frozenset({"count", "rate", "seed", "path"})
+ARCHIVE_PATHS = "/data/"
+"""Requests the ``archive_*`` kinds apply to (the bulk archive's files)."""
 
 REQUEST_KINDS: tuple[str, ...] = tuple(_REQUEST_KEYS)
 DATA_KINDS: tuple[str, ...] = tuple(_DATA_KEYS)
@@ -319,6 +331,8 @@ class FaultInjector:
         plan = RequestPlan()
         for i, fault in enumerate(self.spec.request_faults):
             if fault.path is not None and fault.path not in path:
+                continue
+            if fault.kind.startswith("archive_") and not path.startswith(ARCHIVE_PATHS):
                 continue
             delays = fault.kind in ("latency", "timeout")
             if (not delays and plan.response is not None) or not self._fires(i, fault):

@@ -21,6 +21,12 @@ from aiohttp import web
 from helios_pipeline.domain.symbols import normalize_symbol, to_storage_id
 from helios_pipeline.sim.admin import VenueBookkeeping, add_admin_routes
 from helios_pipeline.sim.binance import quotes
+from helios_pipeline.sim.binance.archive import (
+    ARCHIVE_PREFIX,
+    ArchiveNotFoundError,
+    BulkArchive,
+    parse_name,
+)
 from helios_pipeline.sim.binance.limits import WeightLimiter, request_weight, wall_clock_ms
 from helios_pipeline.sim.binance.params import (
     BinanceError,
@@ -83,6 +89,7 @@ class SimExchange(VenueBookkeeping):
         super().__init__(faults)
         self.limiter = WeightLimiter(weight_limit, wall_clock, ban_after=ban_after)
         self.ws = WsHub(self, ws_config)
+        self.archive = BulkArchive(self.feed, lambda: self.now_ms(), self.patch_lookup)
 
     def reset(self) -> None:
         """Clear request statistics, fired-fault counters and the weight budget."""
@@ -331,6 +338,41 @@ async def ticker_24hr(request: web.Request) -> web.StreamResponse:
     return await _ticker_endpoint(build)(request)
 
 
+def _not_found(name: str) -> web.Response:
+    return web.Response(status=404, content_type="application/xml",
+                        text=f"<Error><Code>NoSuchKey</Code><Key>{name}</Key></Error>")
+
+
+async def archive_file(request: web.Request) -> web.Response:
+    """``GET /data/spot/{monthly|daily}/klines/{SYMBOL}/1m/{name}`` (``.zip`` or ``.CHECKSUM``).
+
+    Free of weight (another host on the real exchange); request faults apply to ``.zip`` files.
+    """
+    sim, info = _sim(request), request.match_info
+    name = info["name"]
+    sim.requests[request.path] += 1
+    checksum = name.endswith(".CHECKSUM")
+    try:
+        period = parse_name(name.removesuffix(".CHECKSUM"), info["period"] == "monthly")
+        if period.symbol != info["symbol"] or period.symbol not in sim.symbols:
+            raise ArchiveNotFoundError(name)
+        if checksum:
+            return web.Response(body=sim.archive.checksum(period), content_type="text/plain")
+        plan = sim.faults.plan(request.path)
+        if plan.delay_s:
+            await asyncio.sleep(plan.delay_s)
+        fault = plan.response
+        kind = fault.kind if fault is not None else None
+        if fault is not None and not fault.kind.startswith("archive_") and kind != "truncated":
+            return _fault_response(sim, fault.kind, fault.status, fault.retry_after)
+        body = sim.archive.file(period, kind if kind != "truncated" else None)
+    except ArchiveNotFoundError:
+        return _not_found(name)
+    if kind == "truncated":
+        body = body[: len(body) // 2]
+    return web.Response(body=body, content_type="application/zip")
+
+
 def build_app(sim: SimExchange) -> web.Application:
     """The aiohttp application serving ``sim``."""
     app = web.Application(middlewares=[binance_middleware])
@@ -346,6 +388,8 @@ def build_app(sim: SimExchange) -> web.Application:
     app.router.add_get(f"{api}/ticker/24hr", ticker_24hr)
     app.router.add_get(f"{api}/ticker/bookTicker", _ticker_endpoint(quotes.book_ticker_json))
     app.router.add_get(f"{api}/ticker/price", _ticker_endpoint(quotes.price_ticker_json))
+    app.router.add_get(ARCHIVE_PREFIX + "/{period:monthly|daily}/klines/{symbol}/1m/{name}",
+                       archive_file)
     add_admin_routes(app, _sim)
     add_ws_routes(app, sim.ws)
     return app
