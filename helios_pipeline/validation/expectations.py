@@ -233,7 +233,7 @@ def candle_expectation_rules(
     now_ms: int | None = None,
 ) -> list[tuple[str, ...]]:
     """Failing rule names per row of a candle frame (input of ``frames.validate_candle_frame``)."""
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     derived = derive_candle_frame(frame, timeframe, t, now_ms)
     return suite_failures(candle_suite(t), _runner().candles, derived)
 
@@ -249,7 +249,7 @@ def candle_expectation_rules_by_day(
     Each day's derived columns are computed on its own (rule windows start afresh every day, as
     ingest validates), then every day is validated in one batch.
     """
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     derived = [derive_candle_frame(frame, timeframe, t, now_ms) for _, frame in days]
     if not days:
         return {}

@@ -238,7 +238,7 @@ def derive_candles(
     Raises:
         FrameInputError: A required column is missing or the timestamps are unusable.
     """
-    t = thresholds
+    t = thresholds.for_timeframe(timeframe)
     out: Derived = {TIMESTAMP: frame_timestamps(frame)}
     for name in (*CANDLE_PRICES, VOLUME):
         out[name] = float_column(frame, name)
@@ -345,7 +345,7 @@ def derive_candle_frame(
     now_ms: int | None = None,
 ) -> pd.DataFrame:
     """The derived columns as a DataFrame with a RangeIndex (row positions of ``frame``)."""
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     return pd.DataFrame(derive_candles(frame, timeframe, t, _now(now_ms)))
 
 
@@ -370,7 +370,7 @@ def validate_candle_frame(
     Raises:
         FrameInputError: A required column is missing or the timestamps are unusable.
     """
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     masks = candle_rule_masks(derive_candles(frame, timeframe, t, _now(now_ms)), t)
     return verdict_frame(masks, frame.index, t.soft_penalty)
 

@@ -126,7 +126,7 @@ class CandleValidator:
     ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
-        self.thresholds = thresholds or ValidationThresholds()
+        self.thresholds = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
         self._now_ms = now_ms
         self._tf_ms = timeframe.ms
         t = self.thresholds

@@ -243,7 +243,7 @@ def candle_schema_rules(
     now_ms: int | None = None,
 ) -> list[tuple[str, ...]]:
     """Failing rule names per row of a candle frame (input of ``frames.validate_candle_frame``)."""
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     derived = derive_candle_frame(frame, timeframe, t, now_ms)
     return failing_rules(candle_frame_model(t), derived)
 
