@@ -50,6 +50,7 @@ from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.validation.frames import (
     ABSURD_LIMIT,
     DIVERGENCE,
+    FLAT_FILL,
     FUTURE_EXCESS,
     GRID_OFFSET,
     JUMP_AFTER_GAP,
@@ -162,6 +163,8 @@ def candle_suite(thresholds: ValidationThresholds) -> gx.ExpectationSuite:
         ExpectColumnValuesToNotBeInSet(column=TS_ADVANCE, value_set=[0],
                                            **_meta(Rule.DUPLICATE_TIMESTAMP)),
         _at_most(VOLUME_Z, t.volume_z, Rule.VOLUME_OUTLIER),
+        ExpectColumnValuesToBeInSet(column=FLAT_FILL, value_set=[False],
+                                        **_meta(Rule.FLAT_FILL)),
     ]:
         suite.add_expectation(expectation)
     return suite

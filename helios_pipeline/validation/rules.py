@@ -44,6 +44,11 @@ SOFT flags (the row is kept, flagged, and scores lower):
   minute is not an anomaly. When ``MAD == 0`` (over half of the window holds one value, e.g. the
   zero-volume minutes of an illiquid pair or a new listing) the spread has no robust scale and the
   row is *not* flagged: flagging every traded minute of a mostly idle market would be noise.
+* ``flat_fill``: a candle with volume ``== 0`` whose open, high, low and close all equal the
+  previous close (the close of the latest earlier row whose close was a number), unless the
+  exchange reports a trade count of ``0`` for it: that is the exchange saying the minute was
+  quiet, while a flat zero-volume candle without a trade count is what data vendors write to
+  fill an outage (synthetic, no trade behind it).
 * ``stale`` (ticks): ``receipt - exchange time > stale_after_ms``.
 * ``cross_exchange_divergence``: ``divergence(price, other venue's price) > max_divergence``.
 
@@ -98,6 +103,7 @@ class Rule(StrEnum):
     MALFORMED_ROW = "malformed_row"
     PRICE_JUMP_AFTER_GAP = "price_jump_after_gap"
     VOLUME_OUTLIER = "volume_outlier"
+    FLAT_FILL = "flat_fill"
     STALE = "stale"
     CROSS_EXCHANGE_DIVERGENCE = "cross_exchange_divergence"
 
