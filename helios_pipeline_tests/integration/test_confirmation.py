@@ -1,0 +1,117 @@
+"""A crash on two venues is stored and derived; a crash on one is quarantined, unconfirmed.
+
+Two simulated Binance-format venues replay the real 2020-03-12 BTCUSDT day. The ``crash`` fault
+drops the low and close of 12:00 to 70% (a 30% one-minute crash, far beyond ``max_jump``): on
+both venues it is a real move, on the primary alone a bad print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from helios_pipeline.batch.confirm import CONFIRMED_MOVE, UNCONFIRMED_BY
+from helios_pipeline.batch.ingest import DayResult, Stores, ingest_range
+from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
+from helios_pipeline.exchanges.client import ExchangeClient
+from helios_pipeline.sim.server import SimExchangeServer
+from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.decisions import DecisionStore
+from helios_pipeline.storage.metadata import MetadataStore
+from helios_pipeline.storage.quarantine import QuarantineStore
+from helios_pipeline.validation.rules import Rule
+from helios_pipeline_tests.conftest import KLINES_DIR
+
+DAY = date(2020, 3, 12)
+CRASH_AT = datetime(2020, 3, 12, 12, 0, tzinfo=UTC)
+CRASH = f"crash:symbol=BTCUSDT,at={DAY}T12:00,factor=0.7"
+SYMBOL = "BTC/USDT"
+
+
+@pytest.fixture(scope="module")
+def venues() -> Iterator[dict[str, SimExchangeServer]]:
+    with SimExchangeServer(port=0, data_dir=KLINES_DIR, faults=CRASH) as primary, \
+            SimExchangeServer(port=0, data_dir=KLINES_DIR, faults=CRASH) as crashed, \
+            SimExchangeServer(port=0, data_dir=KLINES_DIR) as calm:
+        yield {"primary": primary, "crashed": crashed, "calm": calm}
+
+
+def tf_floor(timeframe: Timeframe) -> datetime:
+    """Open time of the ``timeframe`` candle holding the crash minute."""
+    return datetime.fromtimestamp(timeframe.floor(datetime_to_ms(CRASH_AT)) / 1000, UTC)
+
+
+def stores(root: Path) -> Stores:
+    return Stores(CandleStore(root), MetadataStore(root / "metadata.sqlite"),
+                  QuarantineStore(root))
+
+
+def ingest(primary: str, reference: str | None, root: Path) -> DayResult:
+    async def run() -> DayResult:
+        async with ExchangeClient("binance", base_url=primary) as client:
+            if reference is None:
+                return (await ingest_range(client, stores(root), SYMBOL, [DAY]))[0]
+            async with ExchangeClient("binance", base_url=reference,
+                                      qualifier="refvenue") as ref:
+                return (await ingest_range(client, stores(root), SYMBOL, [DAY],
+                                           reference=ref))[0]
+    return asyncio.run(run())
+
+
+def test_a_crash_on_both_venues_is_stored_flagged_and_in_the_derived_candles(
+    venues: dict[str, SimExchangeServer], tmp_path: Path
+) -> None:
+    result = ingest(venues["primary"].base_url, venues["crashed"].base_url, tmp_path)
+
+    assert result.minute.report.quarantined == 0
+    assert QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY) == []
+    stored = {c.timestamp: c for c in CandleStore(tmp_path).load(SYMBOL, Timeframe.M1, DAY)}
+    assert len(stored) == 1440
+    crash = stored[CRASH_AT]
+    assert CONFIRMED_MOVE in crash.anomaly_flags
+    assert crash.is_validated
+    before = stored[datetime(2020, 3, 12, 11, 59, tzinfo=UTC)]
+    assert crash.low < before.close * Decimal("0.75")  # the 30% crash is in the history
+    for tf in (Timeframe.H1, Timeframe.D1):  # ... and in the derived candles that contain it
+        derived = CandleStore(tmp_path).load(SYMBOL, tf, DAY)
+        [bucket] = [c for c in derived if c.timestamp == tf_floor(tf)]
+        assert bucket.low == crash.low, tf
+    [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
+    assert (decision.decision, decision.reference, decision.open_ms) == (
+        "confirmed", "refvenue", datetime_to_ms(CRASH_AT))
+    assert Rule.PRICE_JUMP in decision.rules
+    lows = [Decimal(c["low"]) for c in decision.evidence["candles"]]
+    assert len(lows) == 3  # 11:59, 12:00 and 12:01 on the reference venue
+    assert min(lows) == crash.low  # the reference printed the same low
+
+
+def test_a_crash_on_one_venue_is_quarantined_unconfirmed_by_the_reference(
+    venues: dict[str, SimExchangeServer], tmp_path: Path
+) -> None:
+    result = ingest(venues["primary"].base_url, venues["calm"].base_url, tmp_path)
+
+    assert result.minute.report.quarantined == 1
+    [record] = QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY)
+    assert record.timestamp_ms == datetime_to_ms(CRASH_AT)
+    assert Rule.PRICE_JUMP in record.rules
+    assert record.values[UNCONFIRMED_BY] == "refvenue"
+    stored = CandleStore(tmp_path).load(SYMBOL, Timeframe.M1, DAY)
+    assert CRASH_AT not in {c.timestamp for c in stored}
+    [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
+    assert decision.decision == "unconfirmed"
+
+
+def test_without_a_reference_venue_the_seed_rule_quarantines(
+    venues: dict[str, SimExchangeServer], tmp_path: Path
+) -> None:
+    result = ingest(venues["primary"].base_url, None, tmp_path)
+
+    assert result.minute.report.quarantined == 1
+    [record] = QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY)
+    assert UNCONFIRMED_BY not in record.values
+    assert DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL) == []
