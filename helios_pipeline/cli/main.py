@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from helios_pipeline.cli import backfill, demo, history, sim, stream, ui
+from helios_pipeline.cli import backfill, demo, history, quarantine, sim, stream, ui
 from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import SymbolError
 from helios_pipeline.settings import Settings, SettingsError
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (demo, sim, backfill, history, ui, stream):
+    for command in (demo, sim, backfill, history, ui, stream, quarantine):
         command.add_parser(sub)
     return parser
 

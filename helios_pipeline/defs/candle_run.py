@@ -64,13 +64,16 @@ class CandleRun:
         outputs: Report each asset as the step's output (a run of one partition, so that
             downstream assets of the same run can read it) instead of a materialisation event
             naming the partition (a run over a range).
+        reference: The reference venue that confirms candles breaking a price rule
+            (``batch.confirm``); ``None``: no confirmation, such candles are quarantined.
     """
 
     def __init__(self, log: dg.DagsterLogManager, exchange: ExchangeResource,
                  storage: StorageResource, thresholds: ValidationThresholds,
                  assets: AbstractSet[dg.AssetKey], checks: AbstractSet[dg.AssetCheckKey],
-                 outputs: bool = False) -> None:
+                 outputs: bool = False, reference: ExchangeResource | None = None) -> None:
         self.log, self.exchange, self.thresholds = log, exchange, thresholds
+        self.reference = reference
         self.stores = Stores(storage.candles(), storage.metadata(), storage.quarantine())
         self.assets, self.checks, self.single = assets, checks, outputs
         self.derive = [tf for tf in DERIVED_TIMEFRAMES if candle_key(tf) in assets]
@@ -101,7 +104,11 @@ class CandleRun:
 
     async def _ingest(self, symbol: str, days: list[date]) -> list[MinuteDay]:
         async with self.exchange.client() as client:
-            return await ingest_minutes(client, self.stores, symbol, days, self.thresholds)
+            if self.reference is None:
+                return await ingest_minutes(client, self.stores, symbol, days, self.thresholds)
+            async with self.reference.client() as reference:
+                return await ingest_minutes(client, self.stores, symbol, days, self.thresholds,
+                                            reference)
 
     def _stored_minutes(self, symbol: str, days: list[date]) -> list[MinuteDay]:
         """The stored 1m days (a run that derives without fetching)."""

@@ -17,6 +17,7 @@ import pytest
 
 from helios_pipeline.batch.confirm import CONFIRMED_MOVE, UNCONFIRMED_BY
 from helios_pipeline.batch.ingest import DayResult, Stores, ingest_range
+from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.sim.server import SimExchangeServer
@@ -115,3 +116,43 @@ def test_without_a_reference_venue_the_seed_rule_quarantines(
     [record] = QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY)
     assert UNCONFIRMED_BY not in record.values
     assert DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL) == []
+
+
+def test_helios_quarantine_release_restores_the_crash_and_rebuilds_derived_days(
+    venues: dict[str, SimExchangeServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ingest(venues["primary"].base_url, None, tmp_path)  # no reference: quarantined
+    monkeypatch.setenv("HELIOS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HELIOS_EXCHANGE", "binance")
+    catalog = MetadataStore(tmp_path / "metadata.sqlite")
+    before = catalog.latest_partition("binance", SYMBOL, Timeframe.M1, DAY)
+
+    code = main(["quarantine", "release", "BTC/USDT", "2020-03-12T12:00",
+                 "--reason", "BTC fell 30% on every venue"])
+
+    assert code == 0, capsys.readouterr()
+    assert "Released BTC/USDT 2020-03-12 12:00 UTC" in capsys.readouterr().out
+    assert QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY) == []
+    after = catalog.latest_partition("binance", SYMBOL, Timeframe.M1, DAY)
+    assert before is not None
+    assert after is not None
+    assert after.version == before.version + 1
+    assert (after.rows, after.quarantined, after.missing_minutes) == (1440, 0, 0)
+    assert after.source.startswith("released by hand: BTC fell 30%")
+    stored = {c.timestamp: c for c in CandleStore(tmp_path).load(SYMBOL, Timeframe.M1, DAY)}
+    crash = stored[CRASH_AT]
+    assert CONFIRMED_MOVE in crash.anomaly_flags
+    for tf in (Timeframe.H1, Timeframe.D1):
+        [bucket] = [c for c in CandleStore(tmp_path).load(SYMBOL, tf, DAY)
+                    if c.timestamp == tf_floor(tf)]
+        assert bucket.low == crash.low, tf
+    [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
+    assert decision.decision == "released"
+    assert decision.evidence["reason"] == "BTC fell 30% on every venue"
+
+    # Releasing it again, or a minute that was never quarantined: one clear line, exit 2.
+    assert main(["quarantine", "release", "BTC/USDT", "2020-03-12T12:00"]) == 2
+    assert "No quarantined 1m candle of BTC/USDT at 2020-03-12 12:00" in capsys.readouterr().out
+    assert main(["quarantine", "release", "BTC/USDT", "2020-03-12 12:00:30"]) == 2
+    assert "not a whole minute" in capsys.readouterr().out
