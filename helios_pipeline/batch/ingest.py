@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from helios_pipeline.batch.confirm import confirm_outcome
 from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES, DerivedReport
+from helios_pipeline.batch.lost_minutes import flag_table, quarantined_minutes
 from helios_pipeline.batch.ohlcv import PartitionReport, check_day_closed, not_sent
 from helios_pipeline.domain.aggregate import aggregate_table
 from helios_pipeline.domain.columns import (
@@ -212,8 +213,9 @@ def derive_days(
     writes = []
     for minute in minutes:
         group = []
+        lost = quarantined_minutes(stores.quarantine, symbol, minute.day, qualifier)
         for tf in timeframes:
-            table = aggregate_table(minute.table, tf)
+            table = flag_table(aggregate_table(minute.table, tf), tf, lost)
             stored = _store_table(stores.candles, symbol, tf, minute.day, table, qualifier)
             group.append((tf, table, stored))
             writes.append(PartitionWrite(exchange_id, symbol, tf, minute.day, stored,

@@ -137,11 +137,14 @@ def gap_outcome(record: PartitionRecord | None) -> CheckOutcome:
 
 def consistency_outcome(report: ConsistencyReport) -> CheckOutcome:
     """Derived candles vs the exchange's own candles of the same timeframe."""
+    lost = set(report.lost_minutes)
     shown = [f"{ms_to_datetime(m.open_ms):%H:%M} {m.field}: ours {m.ours} vs exchange {m.exchange}"
+             + (" (lost a quarantined minute)" if m.open_ms in lost else "")
              for m in report.mismatches[:SHOWN]]
     return CheckOutcome(report.consistent, {
         "compared": report.compared,
         "mismatches": len(report.mismatches),
+        "lost_to_quarantine": len(lost),
         "first_mismatches": "\n".join(shown) or "none",
         "only_ours": len(report.only_ours),
         "only_exchange": len(report.only_exchange),

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from helios_pipeline.batch.confirm import CONFIRMED_MOVE, UNCONFIRMED_BY
+from helios_pipeline.batch.derived import ConsistencyReport, compare_range_with_exchange
 from helios_pipeline.batch.ingest import DayResult, Stores, ingest_range
+from helios_pipeline.batch.lost_minutes import QUARANTINED_MINUTE
+from helios_pipeline.batch.partition_checks import consistency_outcome
 from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
@@ -105,6 +108,30 @@ def test_a_crash_on_one_venue_is_quarantined_unconfirmed_by_the_reference(
     assert CRASH_AT not in {c.timestamp for c in stored}
     [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
     assert decision.decision == "unconfirmed"
+
+    # The derived 1h and 1d candles lost that minute: flagged, and the consistency check against
+    # the exchange's own candles reports the difference, naming the lost minute.
+    for tf in (Timeframe.H1, Timeframe.D1):
+        [bucket] = [c for c in CandleStore(tmp_path).load(SYMBOL, tf, DAY)
+                    if c.timestamp == tf_floor(tf)]
+        assert QUARANTINED_MINUTE in bucket.anomaly_flags, tf
+    derived = {DAY: {tf: item.table for tf, item in result.derived.items()}}
+
+    async def compare() -> dict[tuple[date, Timeframe], ConsistencyReport]:
+        async with ExchangeClient("binance", base_url=venues["primary"].base_url) as client:
+            return await compare_range_with_exchange(client, SYMBOL, derived,
+                                                     [Timeframe.H1, Timeframe.D1])
+
+    for (_, tf), report in asyncio.run(compare()).items():
+        assert report.lost_minutes == (datetime_to_ms(tf_floor(tf)),), tf
+        # Only that bucket differs: the exchange's low holds the crash; our open (for 1h, whose
+        # first minute it was) and volume lack the quarantined minute.
+        assert {m.open_ms for m in report.mismatches} == set(report.lost_minutes), tf
+        assert "low" in {m.field for m in report.mismatches}, tf
+        outcome = consistency_outcome(report)
+        assert not outcome.passed
+        assert outcome.metadata["lost_to_quarantine"] == 1
+        assert "(lost a quarantined minute)" in str(outcome.metadata["first_mismatches"])
 
 
 def test_without_a_reference_venue_the_seed_rule_quarantines(
