@@ -28,12 +28,17 @@ from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe, datetime_to_m
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.storage.decisions import CandleDecision
 from helios_pipeline.validation.outcome import ValidationOutcome
-from helios_pipeline.validation.rules import Rule, ValidationThresholds, ordered, score
+from helios_pipeline.validation.rules import (
+    CONFIRMED_MOVE,
+    PRICE_RULES,
+    UNCONFIRMED_BY,
+    ValidationThresholds,
+    ordered,
+    score,
+)
 
-CONFIRMED_MOVE = "confirmed_move"
-UNCONFIRMED_BY = "unconfirmed_by"
+__all__ = ["CONFIRMED_MOVE", "PRICE_RULES", "UNCONFIRMED_BY", "Confirmed", "confirm_outcome"]
 TOLERANCE_MINUTES = 1
-PRICE_RULES = frozenset({Rule.PRICE_JUMP, Rule.ABSURD_PRICE})
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,15 @@ TICK_RULES = (
 )
 _ORDER: dict[str, int] = {rule.value: i for i, rule in enumerate(Rule)}
 
+# Confirmation by a reference venue (``batch.confirm``): the rules a real move breaks, the soft
+# flag of a confirmed candle, the quarantine value naming the venue that did not confirm, and how
+# the quality report names quarantined price moves nobody could confirm.
+PRICE_RULES = frozenset({Rule.PRICE_JUMP, Rule.ABSURD_PRICE})
+CONFIRMED_MOVE = "confirmed_move"
+UNCONFIRMED_BY = "unconfirmed_by"
+MOVE_UNCONFIRMED = "price_move_unconfirmed"
+MOVE_NOT_CHECKED = "price_move_no_reference"
+
 
 class ThresholdError(ValueError):
     """A validation threshold is unknown or has a value that cannot be used."""

@@ -23,12 +23,13 @@ from helios_pipeline.batch.partition_checks import consistency_outcome
 from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
+from helios_pipeline.quality.daily import Venue, assess_day
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.decisions import DecisionStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.quarantine import QuarantineStore
-from helios_pipeline.validation.rules import Rule
+from helios_pipeline.validation.rules import MOVE_NOT_CHECKED, MOVE_UNCONFIRMED, Rule
 from helios_pipeline_tests.conftest import KLINES_DIR
 
 DAY = date(2020, 3, 12)
@@ -108,6 +109,8 @@ def test_a_crash_on_one_venue_is_quarantined_unconfirmed_by_the_reference(
     assert CRASH_AT not in {c.timestamp for c in stored}
     [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
     assert decision.decision == "unconfirmed"
+    [quality] = assess_day(Venue("binance", tmp_path), [SYMBOL], DAY).summary.symbols
+    assert quality.quarantine.by_rule[MOVE_UNCONFIRMED] == 1
 
     # The derived 1h and 1d candles lost that minute: flagged, and the consistency check against
     # the exchange's own candles reports the difference, naming the lost minute.
@@ -143,6 +146,12 @@ def test_without_a_reference_venue_the_seed_rule_quarantines(
     [record] = QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY)
     assert UNCONFIRMED_BY not in record.values
     assert DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL) == []
+
+    # The quality report lists it apart: a price move nobody confirmed.
+    report = assess_day(Venue("binance", tmp_path), [SYMBOL], DAY)
+    [quality] = report.summary.symbols
+    assert quality.quarantine.by_rule[MOVE_NOT_CHECKED] == 1
+    assert MOVE_NOT_CHECKED in report.path.read_text()
 
 
 def test_helios_quarantine_release_restores_the_crash_and_rebuilds_derived_days(
