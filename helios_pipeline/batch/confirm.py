@@ -37,7 +37,9 @@ from helios_pipeline.validation.rules import (
     score,
 )
 
-__all__ = ["CONFIRMED_MOVE", "PRICE_RULES", "UNCONFIRMED_BY", "Confirmed", "confirm_outcome"]
+__all__ = ["CONFIRMED_MOVE", "PRICE_RULES", "UNCONFIRMED_BY", "Confirmed", "confirm_outcome",
+           "confirmed_candle", "reference_confirms", "reference_values", "reference_window",
+           "venue_name"]
 TOLERANCE_MINUTES = 1
 
 
@@ -79,9 +81,9 @@ async def confirm_outcome(
         if candle is None or not record.rules or not set(record.rules) <= PRICE_RULES:
             quarantined.append(record)
             continue
-        window = await _reference_window(reference, candle)
-        evidence = {"venue": venue, "candles": [_values(c) for c in window]}
-        confirmed = _confirms(candle, window, t.max_divergence)
+        window = await reference_window(reference, candle)
+        evidence = {"venue": venue, "candles": [reference_values(c) for c in window]}
+        confirmed = reference_confirms(candle, window, t.max_divergence)
         decisions.append(CandleDecision(
             exchange, candle.symbol, candle.timeframe.value, datetime_to_ms(candle.timestamp),
             "confirmed" if confirmed else "unconfirmed", tuple(record.rules), venue, evidence))
@@ -101,14 +103,16 @@ def confirmed_candle(candle: OHLCVData, rules: Sequence[str],
                    validation_score=score(0, len(flags), thresholds.soft_penalty))
 
 
-async def _reference_window(reference: ExchangeClient, candle: OHLCVData) -> list[OHLCVData]:
+async def reference_window(reference: ExchangeClient, candle: OHLCVData) -> list[OHLCVData]:
+    """The reference venue's 1m candles within ``TOLERANCE_MINUTES`` of ``candle``."""
     open_ms = datetime_to_ms(candle.timestamp)
     span = TOLERANCE_MINUTES * MINUTE_MS
     return await reference.fetch_ohlcv(candle.symbol, Timeframe.M1, open_ms - span,
                                        open_ms + span + MINUTE_MS)
 
 
-def _confirms(candle: OHLCVData, window: Sequence[OHLCVData], tolerance: float) -> bool:
+def reference_confirms(candle: OHLCVData, window: Sequence[OHLCVData], tolerance: float) -> bool:
+    """Whether the reference printed ``candle``'s extremes (within ``tolerance``)."""
     if not window:
         return False
     slack = Decimal(repr(tolerance))
@@ -117,7 +121,8 @@ def _confirms(candle: OHLCVData, window: Sequence[OHLCVData], tolerance: float) 
     return low <= candle.low * (1 + slack) and high >= candle.high * (1 - slack)
 
 
-def _values(candle: OHLCVData) -> dict[str, str]:
+def reference_values(candle: OHLCVData) -> dict[str, str]:
+    """A reference candle as evidence: its open time and values as text."""
     return {"open_ms": str(datetime_to_ms(candle.timestamp)), "open": str(candle.open),
             "high": str(candle.high), "low": str(candle.low), "close": str(candle.close),
             "volume": str(candle.volume)}

@@ -54,8 +54,11 @@ def release_candle(
     open_ms: int,
     reason: str,
     thresholds: ValidationThresholds | None = None,
+    decision: CandleDecision | None = None,
 ) -> Released:
     """Restore the quarantined 1m candle of ``symbol`` opening at ``open_ms``.
+
+    ``decision`` is what the catalog records (default: a ``released`` row with ``reason``).
 
     Raises:
         ReleaseError: No quarantined 1m candle at that time (the message says which are), or
@@ -85,7 +88,7 @@ def release_candle(
     quarantine.store_partition(symbol, Timeframe.M1, day, rest)
     row = catalog.record_partition(exchange_id, symbol, Timeframe.M1, day, partition,
                                    source=f"released by hand: {reason}", quarantined=len(rest))
-    DecisionStore(catalog.path).record([CandleDecision(
+    DecisionStore(catalog.path).record([decision or CandleDecision(
         exchange_id, symbol, "1m", open_ms, "released", tuple(record.rules),
         evidence={"reason": reason, "quarantined_values": dict(record.values)})])
     derived = {tf: derive_day(candles, catalog, exchange_id, symbol, day, tf).record.version

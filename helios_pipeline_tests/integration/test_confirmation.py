@@ -20,6 +20,8 @@ from helios_pipeline.batch.derived import ConsistencyReport, compare_range_with_
 from helios_pipeline.batch.ingest import DayResult, Stores, ingest_range
 from helios_pipeline.batch.lost_minutes import QUARANTINED_MINUTE
 from helios_pipeline.batch.partition_checks import consistency_outcome
+from helios_pipeline.batch.reexamine import reexamine_day
+from helios_pipeline.batch.release import Released
 from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
@@ -192,3 +194,31 @@ def test_helios_quarantine_release_restores_the_crash_and_rebuilds_derived_days(
     assert "No quarantined 1m candle of BTC/USDT at 2020-03-12 12:00" in capsys.readouterr().out
     assert main(["quarantine", "release", "BTC/USDT", "2020-03-12 12:00:30"]) == 2
     assert "not a whole minute" in capsys.readouterr().out
+
+
+def test_a_quarantined_crash_is_restored_when_the_reference_data_lands_later(
+    venues: dict[str, SimExchangeServer], tmp_path: Path
+) -> None:
+    ingest(venues["primary"].base_url, None, tmp_path)  # the reference was not there yet
+    catalog = MetadataStore(tmp_path / "metadata.sqlite")
+
+    async def reexamine(url: str) -> list[Released]:
+        async with ExchangeClient("binance", base_url=url, qualifier="refvenue") as ref:
+            return await reexamine_day(ref, CandleStore(tmp_path), catalog,
+                                       QuarantineStore(tmp_path), "binance", SYMBOL, DAY)
+
+    assert asyncio.run(reexamine(venues["calm"].base_url)) == []  # a calm venue confirms nothing
+    assert len(QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY)) == 1
+    [restored] = asyncio.run(reexamine(venues["crashed"].base_url))
+
+    assert restored.candle.timestamp == CRASH_AT
+    assert restored.minute.record.version == 2
+    assert QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY) == []
+    stored = {c.timestamp: c for c in CandleStore(tmp_path).load(SYMBOL, Timeframe.M1, DAY)}
+    assert CONFIRMED_MOVE in stored[CRASH_AT].anomaly_flags
+    [daily] = CandleStore(tmp_path).load(SYMBOL, Timeframe.D1, DAY)
+    assert daily.low == stored[CRASH_AT].low
+    [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
+    assert (decision.decision, decision.reference) == ("confirmed", "refvenue")
+    assert decision.evidence["reexamined"] is True
+    assert asyncio.run(reexamine(venues["crashed"].base_url)) == []  # nothing left to restore
