@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from helios_pipeline.domain.models import OHLCVData
-from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.storage.decisions import CandleDecision
@@ -127,7 +126,3 @@ def reference_values(candle: OHLCVData) -> dict[str, str]:
             "high": str(candle.high), "low": str(candle.low), "close": str(candle.close),
             "volume": str(candle.volume)}
 
-
-def quarantined_for_price_only(record: QuarantineRecord) -> bool:
-    """Whether a quarantine record was refused only for price rules (may be a real move)."""
-    return bool(record.rules) and set(record.rules) <= PRICE_RULES
