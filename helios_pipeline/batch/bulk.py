@@ -146,6 +146,7 @@ async def ingest_minutes_bulk(
     symbol: str,
     days: Sequence[date],
     thresholds: ValidationThresholds | None = None,
+    reference: ExchangeClient | None = None,
 ) -> tuple[list[MinuteDay], BulkReport]:
     """Store the 1m candles of ``days``: closed periods from archive files, the rest from REST.
 
@@ -156,6 +157,8 @@ async def ingest_minutes_bulk(
         symbol: ccxt unified symbol.
         days: Closed UTC days, in any order.
         thresholds: Validation thresholds; defaults when omitted.
+        reference: Open client of the reference venue that confirms price-rule breaks
+            (``batch.confirm``); ``None``: such candles are quarantined.
 
     Returns:
         The stored partitions in day order, and what came from where.
@@ -186,7 +189,7 @@ async def ingest_minutes_bulk(
     report.rest_days = sorted(rest)
     batch = _merge(tables, await _fetch_rest(client, symbol, report.rest_days))
     minutes = await store_minutes(client, stores, symbol, ordered, batch, thresholds,
-                                  report.sources)
+                                  report.sources, reference)
     report.rest_weight = client.limiter.weight_spent - spent
     return minutes, report
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
 import pyarrow as pa
 
+from helios_pipeline.batch.lost_minutes import flag_candles, flagged_times, quarantined_minutes
 from helios_pipeline.domain.columns import COMPARED_FIELDS, TIMESTAMP
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.resample import PARTIAL_BUCKET, aggregate_candles
@@ -20,6 +21,7 @@ from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, datetime_to_ms, 
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
+from helios_pipeline.storage.quarantine import QuarantineStore
 
 DERIVED_TIMEFRAMES = (Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)
 
@@ -60,6 +62,8 @@ class ConsistencyReport:
     mismatches: tuple[Mismatch, ...]
     only_ours: tuple[int, ...]
     only_exchange: tuple[int, ...]
+    # Open times of our candles that lost a minute to quarantine (``quarantined_minute``).
+    lost_minutes: tuple[int, ...] = ()
 
     @property
     def consistent(self) -> bool:
@@ -82,6 +86,8 @@ def derive_day(
     """
     minute = metadata.latest_partition(exchange_id, symbol, Timeframe.M1, day)
     candles = aggregate_candles(store.load(symbol, Timeframe.M1, day), timeframe)
+    candles = flag_candles(candles, timeframe,
+                           quarantined_minutes(QuarantineStore(store.data_dir), symbol, day))
     stored = store.store(symbol, timeframe, day, candles)
     version = minute.version if minute is not None else "?"
     record = metadata.record_partition(
@@ -127,7 +133,8 @@ async def compare_range_with_exchange(
             lo = day_start_ms(day)
             day_theirs = {t: v for t, v in theirs.items() if lo <= t < lo + DAY_MS}
             ours = _table_values(derived[day][timeframe])
-            reports[(day, timeframe)] = _compare(ours, day_theirs)
+            reports[(day, timeframe)] = replace(
+                _compare(ours, day_theirs), lost_minutes=flagged_times(derived[day][timeframe]))
     return reports
 
 

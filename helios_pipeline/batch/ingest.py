@@ -29,7 +29,9 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from helios_pipeline.batch.confirm import confirm_outcome
 from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES, DerivedReport
+from helios_pipeline.batch.lost_minutes import flag_table, quarantined_minutes
 from helios_pipeline.batch.ohlcv import PartitionReport, check_day_closed, not_sent
 from helios_pipeline.domain.aggregate import aggregate_table
 from helios_pipeline.domain.columns import (
@@ -55,6 +57,7 @@ from helios_pipeline.storage.candles import (
     candle_columns,
     candles_of,
 )
+from helios_pipeline.storage.decisions import CandleDecision, DecisionStore
 from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
 from helios_pipeline.storage.quarantine import QuarantineStore
 from helios_pipeline.validation.frames import (
@@ -126,9 +129,10 @@ async def ingest_range(
     days: Sequence[date],
     thresholds: ValidationThresholds | None = None,
     derive: Sequence[Timeframe] = DERIVED_TIMEFRAMES,
+    reference: ExchangeClient | None = None,
 ) -> list[DayResult]:
     """:func:`ingest_minutes`, then :func:`derive_days` of every day."""
-    minutes = await ingest_minutes(client, stores, symbol, days, thresholds)
+    minutes = await ingest_minutes(client, stores, symbol, days, thresholds, reference)
     derived = derive_days(client.exchange_id, client.qualifier, stores, symbol, minutes, derive)
     return [DayResult(minute, group) for minute, group in zip(minutes, derived, strict=True)]
 
@@ -139,6 +143,7 @@ async def ingest_minutes(
     symbol: str,
     days: Sequence[date],
     thresholds: ValidationThresholds | None = None,
+    reference: ExchangeClient | None = None,
 ) -> list[MinuteDay]:
     """Fetch, validate and store the 1m candles of ``days`` (one fetch for the whole range).
 
@@ -148,6 +153,9 @@ async def ingest_minutes(
         symbol: ccxt unified symbol.
         days: Closed UTC days, consecutive or not, in any order.
         thresholds: Validation thresholds (``Settings.validation``); defaults when omitted.
+        reference: Open client of the reference venue: a candle refused only for a price rule
+            is stored as ``confirmed_move`` when that venue shows the same move
+            (``batch.confirm``); ``None`` keeps the rule as it is (quarantine).
 
     Returns:
         One stored partition per day, in day order.
@@ -163,7 +171,8 @@ async def ingest_minutes(
         return []
     start, end = day_start_ms(ordered[0]), day_start_ms(ordered[-1]) + DAY_MS
     batch = await client.fetch_candles(symbol, Timeframe.M1, start, end)
-    return await store_minutes(client, stores, symbol, ordered, batch, thresholds)
+    return await store_minutes(client, stores, symbol, ordered, batch, thresholds,
+                               reference=reference)
 
 
 async def store_minutes(
@@ -174,6 +183,7 @@ async def store_minutes(
     batch: CandleBatch,
     thresholds: ValidationThresholds | None = None,
     sources: Mapping[date, str] | None = None,
+    reference: ExchangeClient | None = None,
 ) -> list[MinuteDay]:
     """Validate and store the 1m candles of ``days`` from an already fetched ``batch``.
 
@@ -188,6 +198,8 @@ async def store_minutes(
         batch: Candles covering ``days`` (others are ignored).
         thresholds: Validation thresholds; defaults when omitted.
         sources: The catalog's ``source`` per day (default: the client's, for every day).
+        reference: Open client of the reference venue that confirms price-rule breaks
+            (see :func:`ingest_minutes`).
     """
     ordered = sorted(set(days))
     now_ms = int(time.time() * 1000)
@@ -198,13 +210,17 @@ async def store_minutes(
         if accepted is not None:
             validated[day] = _Day(day, accepted, None)
     exact = [day for day in ordered if day not in validated]
-    for day, outcome in zip(exact, await asyncio.gather(
-            *(_validate_exact(client, symbol, day, thresholds, now_ms) for day in exact)),
-                            strict=True):
+    decisions: list[CandleDecision] = []
+    for day, (outcome, found) in zip(exact, await asyncio.gather(
+            *(_validate_exact(client, symbol, day, thresholds, now_ms, reference)
+              for day in exact)), strict=True):
+        decisions.extend(found)
         validated[day] = _Day(day, to_table(candle_columns(outcome.accepted), f"{symbol} {day}"),
                               outcome)
-    return _store_minutes(client, stores, symbol, [validated[day] for day in ordered],
-                          sources or {})
+    minutes = _store_minutes(client, stores, symbol, [validated[day] for day in ordered],
+                             sources or {})
+    DecisionStore(stores.catalog.path).record(decisions)
+    return minutes
 
 
 def derive_days(
@@ -229,8 +245,9 @@ def derive_days(
     writes = []
     for minute in minutes:
         group = []
+        lost = quarantined_minutes(stores.quarantine, symbol, minute.day, qualifier)
         for tf in timeframes:
-            table = aggregate_table(minute.table, tf)
+            table = flag_table(aggregate_table(minute.table, tf), tf, lost)
             stored = _store_table(stores.candles, symbol, tf, minute.day, table, qualifier)
             group.append((tf, table, stored))
             writes.append(PartitionWrite(exchange_id, symbol, tf, minute.day, stored,
@@ -245,17 +262,22 @@ def derive_days(
 
 async def _validate_exact(
     client: ExchangeClient, symbol: str, day: date, thresholds: ValidationThresholds | None,
-    now_ms: int,
-) -> ValidationOutcome:
-    """The per-candle path of ``ingest_ohlcv_day`` for one day.
+    now_ms: int, reference: ExchangeClient | None = None,
+) -> tuple[ValidationOutcome, list[CandleDecision]]:
+    """The per-candle path of ``ingest_ohlcv_day`` for one day, then confirmation.
 
     The day is fetched again, parsed row by row: quarantine records keep every value as the
     exchange wrote it (``"43519.34000000"``), which the bulk columns no longer hold.
     """
     start = day_start_ms(day)
     candles = await client.fetch_ohlcv(symbol, Timeframe.M1, start, start + DAY_MS)
-    return validate_candles(candles, symbol, Timeframe.M1, thresholds, now_ms=now_ms,
-                            source=client.source)
+    outcome = validate_candles(candles, symbol, Timeframe.M1, thresholds, now_ms=now_ms,
+                               source=client.source)
+    if reference is None or not outcome.quarantined:
+        return outcome, []
+    confirmed = await confirm_outcome(reference, client.exchange_id, candles, outcome,
+                                      thresholds)
+    return confirmed.outcome, confirmed.decisions
 
 
 def _validate_fast(

@@ -23,7 +23,9 @@ from datetime import date
 
 import pyarrow as pa
 
+from helios_pipeline.batch.confirm import CONFIRMED_MOVE, PRICE_RULES
 from helios_pipeline.batch.derived import ConsistencyReport
+from helios_pipeline.domain.columns import ANOMALY_FLAGS
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.storage.candles import CandleStore, PartitionNotFoundError
 from helios_pipeline.storage.metadata import PartitionRecord
@@ -79,13 +81,18 @@ def expectation_outcomes(
     """The rules' Great Expectations suite over each day's stored 1m candles.
 
     A hard rule failing on stored candles fails the check (they would be quarantined by a
-    re-run with these thresholds); soft findings (volume outliers) are counted and listed.
+    re-run with these thresholds); soft findings (volume outliers) are counted and listed. A
+    stored candle flagged ``confirmed_move`` broke a price rule and was confirmed by the
+    reference venue (evidence in the catalog's ``candle_decisions``): its price rules are
+    reported as the soft finding ``confirmed_move`` instead of failing the check.
     """
     rules = candle_expectation_rules_by_day([(day, candle_frame(t)) for day, t in tables],
                                             Timeframe.M1, thresholds, now_ms)
     outcomes = {}
     for day, table in tables:
-        found = [(row, names) for row, names in enumerate(rules[day]) if names]
+        confirmed = _confirmed_rows(table)
+        found = [(row, _waived(names) if row in confirmed else names)
+                 for row, names in enumerate(rules[day]) if names or row in confirmed]
         hard = [(row, ",".join(n for n in names if n in HARD_RULES)) for row, names in found
                 if HARD_RULES.intersection(names)]
         by_rule = Counter(name for _, names in found for name in names)
@@ -98,6 +105,19 @@ def expectation_outcomes(
                 table, [(row, ",".join(names)) for row, names in found]) or "none",
         })
     return outcomes
+
+
+def _confirmed_rows(table: pa.Table) -> set[int]:
+    """Rows of a stored table flagged ``confirmed_move``."""
+    if ANOMALY_FLAGS not in table.column_names:
+        return set()
+    return {row for row, flags in enumerate(table.column(ANOMALY_FLAGS).to_pylist())
+            if flags and CONFIRMED_MOVE in flags}
+
+
+def _waived(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A confirmed candle's findings: its price rules become the soft ``confirmed_move``."""
+    return (*(n for n in names if n not in PRICE_RULES), CONFIRMED_MOVE)
 
 
 def gap_outcome(record: PartitionRecord | None) -> CheckOutcome:
@@ -117,11 +137,14 @@ def gap_outcome(record: PartitionRecord | None) -> CheckOutcome:
 
 def consistency_outcome(report: ConsistencyReport) -> CheckOutcome:
     """Derived candles vs the exchange's own candles of the same timeframe."""
+    lost = set(report.lost_minutes)
     shown = [f"{ms_to_datetime(m.open_ms):%H:%M} {m.field}: ours {m.ours} vs exchange {m.exchange}"
+             + (" (lost a quarantined minute)" if m.open_ms in lost else "")
              for m in report.mismatches[:SHOWN]]
     return CheckOutcome(report.consistent, {
         "compared": report.compared,
         "mismatches": len(report.mismatches),
+        "lost_to_quarantine": len(lost),
         "first_mismatches": "\n".join(shown) or "none",
         "only_ours": len(report.only_ours),
         "only_exchange": len(report.only_exchange),

@@ -6,7 +6,18 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from helios_pipeline.cli import audit, backfill, backup, demo, history, secrets, sim, stream, ui
+from helios_pipeline.cli import (
+    audit,
+    backfill,
+    backup,
+    demo,
+    history,
+    quarantine,
+    secrets,
+    sim,
+    stream,
+    ui,
+)
 from helios_pipeline.cli.common import CliError, HeliosParser, print_error
 from helios_pipeline.domain.symbols import SymbolError
 from helios_pipeline.security.credentials import CredentialError
@@ -35,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> HeliosParser:
     parser = HeliosParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (demo, sim, backfill, history, backup, ui, stream, secrets, audit):
+    for command in (demo, sim, backfill, history, quarantine, backup, ui, stream, secrets,
+                    audit):
         command.add_parser(sub)
     return parser
 

@@ -19,7 +19,11 @@ from helios_pipeline.defs.candle_run import CHUNK_DAYS, CandleEvent, CandleRun
 from helios_pipeline.defs.checks import candle_check_specs
 from helios_pipeline.defs.keys import OHLCV_1M, candle_key
 from helios_pipeline.defs.partitions import SymbolDay
-from helios_pipeline.defs.resources import ExchangeResource, StorageResource
+from helios_pipeline.defs.resources import (
+    ExchangeResource,
+    ReferenceExchangeResource,
+    StorageResource,
+)
 from helios_pipeline.validation.rules import ValidationThresholds
 
 # A month of days per run of a UI backfill.
@@ -74,9 +78,11 @@ def build_candle_assets(
         context: dg.AssetExecutionContext,
         exchange: ExchangeResource,
         storage: StorageResource,
+        reference_exchange: ReferenceExchangeResource,
     ) -> Iterator[CandleEvent]:
         run = CandleRun(context.log, exchange, storage, thresholds, context.selected_asset_keys,
-                        context.selected_asset_check_keys, outputs=context.has_partition_key)
+                        context.selected_asset_check_keys, outputs=context.has_partition_key,
+                        reference=reference_exchange.venue())
         wanted = sorted((SymbolDay.from_key(partitions, k) for k in context.partition_keys),
                         key=lambda p: (p.symbol, p.day))
         for symbol, group in groupby(wanted, key=lambda p: p.symbol):

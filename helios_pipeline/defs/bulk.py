@@ -26,12 +26,12 @@ CROSS_CHECK_RULE = "bulk_archive.cross_check"
 async def ingest_from_archive(
     log: dg.DagsterLogManager, client: ExchangeClient, bulk_url: str, stores: Stores,
     symbol: str, days: Sequence[date], thresholds: ValidationThresholds,
-    alerts: AlertManager | None,
+    alerts: AlertManager | None, reference: ExchangeClient | None = None,
 ) -> list[MinuteDay]:
     """Store ``days`` through the archive path; log, warn and alert about what it did."""
     async with BulkArchiveClient(bulk_url) as archive:
         minutes, report = await ingest_minutes_bulk(client, archive, stores, symbol, days,
-                                                    thresholds)
+                                                    thresholds, reference)
     for fallback in report.fallbacks:
         log.warning(fallback.message())
     log.info(summary(symbol, report))

@@ -43,6 +43,7 @@ from helios_pipeline.defs.keys import OHLCV_1M, candle_key
 from helios_pipeline.defs.partitions import SymbolDay
 from helios_pipeline.defs.resources import ExchangeResource, StorageResource
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.quality.alerts import AlertManager
 from helios_pipeline.storage.metadata import PartitionRecord
 from helios_pipeline.validation.rules import ValidationThresholds
@@ -67,14 +68,17 @@ class CandleRun:
             downstream assets of the same run can read it) instead of a materialisation event
             naming the partition (a run over a range).
         alerts: Where bulk-archive cross-check differences go (``None``: the run's log).
+        reference: The reference venue that confirms candles breaking a price rule
+            (``batch.confirm``); ``None``: no confirmation, such candles are quarantined.
     """
 
     def __init__(self, log: dg.DagsterLogManager, exchange: ExchangeResource,
                  storage: StorageResource, thresholds: ValidationThresholds,
                  assets: AbstractSet[dg.AssetKey], checks: AbstractSet[dg.AssetCheckKey],
-                 outputs: bool = False, alerts: AlertManager | None = None) -> None:
+                 outputs: bool = False, alerts: AlertManager | None = None,
+                 reference: ExchangeResource | None = None) -> None:
         self.log, self.exchange, self.thresholds = log, exchange, thresholds
-        self.alerts = alerts
+        self.alerts, self.reference = alerts, reference
         self.stores = Stores(storage.candles(), storage.metadata(), storage.quarantine())
         self.assets, self.checks, self.single = assets, checks, outputs
         self.derive = [tf for tf in DERIVED_TIMEFRAMES if candle_key(tf) in assets]
@@ -105,11 +109,19 @@ class CandleRun:
 
     async def _ingest(self, symbol: str, days: list[date]) -> list[MinuteDay]:
         async with self.exchange.client() as client:
-            if self.exchange.bulk_url:  # closed periods from the exchange's archive
-                return await ingest_from_archive(self.log, client, self.exchange.bulk_url,
-                                                 self.stores, symbol, days, self.thresholds,
-                                                 self.alerts)
-            return await ingest_minutes(client, self.stores, symbol, days, self.thresholds)
+            if self.reference is None:
+                return await self._fetch(client, symbol, days, None)
+            async with self.reference.client() as reference:
+                return await self._fetch(client, symbol, days, reference)
+
+    async def _fetch(self, client: ExchangeClient, symbol: str, days: list[date],
+                     reference: ExchangeClient | None) -> list[MinuteDay]:
+        if self.exchange.bulk_url:  # closed periods from the exchange's archive
+            return await ingest_from_archive(self.log, client, self.exchange.bulk_url,
+                                             self.stores, symbol, days, self.thresholds,
+                                             self.alerts, reference)
+        return await ingest_minutes(client, self.stores, symbol, days, self.thresholds,
+                                    reference)
 
     def _stored_minutes(self, symbol: str, days: list[date]) -> list[MinuteDay]:
         """The stored 1m days (a run that derives without fetching)."""

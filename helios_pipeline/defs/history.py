@@ -64,11 +64,11 @@ def build_backfill_job(exchange_id: str, thresholds: ValidationThresholds) -> dg
         alerts: AlertsResource,
     ) -> Iterator[CandleEvent]:
         symbol, days = normalize_symbol(config.symbol), config.days()
+        venue = reference_exchange.venue()
         run = CandleRun(context.log, exchange, storage, thresholds, ASSETS, CHECKS,
-                        alerts=alerts.manager())
+                        alerts=alerts.manager(), reference=venue)
         for start in range(0, len(days), CHUNK_DAYS):
             yield from run.chunk(symbol, days[start : start + CHUNK_DAYS])
-        venue = reference_exchange.venue()
         if venue is not None:
             yield from reference_candles(venue, storage, thresholds, symbol, days)
 

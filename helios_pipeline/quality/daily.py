@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.timeframe import Timeframe, day_start_ms, ms_to_datetime
 from helios_pipeline.quality.monitor import DataQualityMonitor, QualitySummary, SymbolData
 from helios_pipeline.quality.report import write_quality_report
@@ -19,6 +20,12 @@ from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path, quality_report_path
 from helios_pipeline.storage.quarantine import QuarantineStore
+from helios_pipeline.validation.rules import (
+    MOVE_NOT_CHECKED,
+    MOVE_UNCONFIRMED,
+    PRICE_RULES,
+    UNCONFIRMED_BY,
+)
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,27 @@ def _symbol_data(venue: Venue, symbol: str, day: date, reference: Venue | None) 
         candles=_frame(venue, symbol, day),
         exchange=venue.exchange,
         catalog=catalog,
-        quarantine=[(r.timestamp_ms or 0, r.rules) for r in quarantined],
+        quarantine=[(r.timestamp_ms or 0, _rules(r)) for r in quarantined],
         reference_closes=(
             _frame(reference, symbol, day)["close"] if reference is not None else None
         ),
         reference_exchange=reference.exchange if reference is not None else None,
     )
+
+
+def _rules(record: QuarantineRecord) -> tuple[str, ...]:
+    """A record's rules, plus a name of its own for a price move nobody confirmed.
+
+    A candle quarantined only for price rules may be a real move: the report lists it apart,
+    as ``price_move_unconfirmed`` (the reference venue did not show it) or
+    ``price_move_no_reference`` (no reference venue was asked: check it, and release it with
+    ``helios quarantine release`` if it was real).
+    """
+    if not record.rules or not set(record.rules) <= PRICE_RULES:
+        return record.rules
+    asked = UNCONFIRMED_BY in record.values  # noqa: PD011 (a record's values, not pandas)
+    marker = MOVE_UNCONFIRMED if asked else MOVE_NOT_CHECKED
+    return (*record.rules, marker)
 
 
 def _frame(venue: Venue, symbol: str, day: date) -> pd.DataFrame:

@@ -12,8 +12,10 @@ Request faults (``latency``, ``http429``, ``ban``, ``http5xx``, ``timeout``, ``m
 ``count=N`` (the next N matching requests, then used up) or ``rate=P``
 (probability per matching request from a seeded RNG, ``seed=`` optional) or neither (always),
 and ``path=SUBSTR`` (only requests whose path contains SUBSTR). Data faults (``missing``,
-``spike``, ``broken_ohlc``, ``divergence``) change 1m klines permanently and take no count, rate
-or path. ``divergence:symbol=,start=,minutes=,factor=`` multiplies open, high, low and close of
+``spike``, ``broken_ohlc``, ``divergence``, ``crash``) change 1m klines permanently and take no
+count, rate or path. ``crash:symbol=,at=,factor=`` (factor 0.7 by default) multiplies the low and
+close of one minute by ``factor``: a real-looking crash to serve on one venue or on several.
+``divergence:symbol=,start=,minutes=,factor=`` multiplies open, high, low and close of
 the 1m klines in its window by ``factor`` on the venue whose spec holds it (used on the OKX
 simulator to test the cross-exchange check).
 
@@ -62,15 +64,17 @@ _DATA_KEYS: dict[str, frozenset[str]] = {
     "spike": frozenset({"symbol", "at", "factor"}),
     "broken_ohlc": frozenset({"symbol", "at"}),
     "divergence": frozenset({"symbol", "start", "minutes", "factor"}),
+    "crash": frozenset({"symbol", "at", "factor"}),
 }
 _REQUIRED: dict[str, frozenset[str]] = {
     "missing": frozenset({"symbol", "start"}),
     "spike": frozenset({"symbol", "at"}),
     "broken_ohlc": frozenset({"symbol", "at"}),
     "divergence": frozenset({"symbol", "start", "factor"}),
+    "crash": frozenset({"symbol", "at"}),
 }
 _WINDOW_KINDS = frozenset({"missing", "divergence"})  # start= and minutes=, not at=
-_FACTOR_DEFAULTS = {"spike": "3"}  # divergence requires its factor
+_FACTOR_DEFAULTS = {"spike": "3", "crash": "0.7"}  # divergence requires its factor
 _COMMON_KEYS = frozenset({"count", "rate", "seed", "path"})
 ARCHIVE_PATHS = "/data/"
 """Requests the ``archive_*`` kinds apply to (the bulk archive's files)."""
@@ -226,8 +230,8 @@ def _request_fault(part: str, kind: str, p: dict[str, str]) -> RequestFault:
 
 
 def _factor(part: str, kind: str, p: dict[str, str]) -> Fraction:
-    """``factor=`` of a spike or divergence (a positive number); 1 for other kinds."""
-    if kind not in ("spike", "divergence"):
+    """``factor=`` of a spike, divergence or crash (a positive number); 1 for other kinds."""
+    if kind not in ("spike", "divergence", "crash"):
         return Fraction(1)
     text = p.get("factor", _FACTOR_DEFAULTS.get(kind, "1"))
     try:

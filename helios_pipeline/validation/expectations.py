@@ -50,6 +50,7 @@ from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.validation.frames import (
     ABSURD_LIMIT,
     DIVERGENCE,
+    FLAT_FILL,
     FUTURE_EXCESS,
     GRID_OFFSET,
     JUMP_AFTER_GAP,
@@ -162,6 +163,8 @@ def candle_suite(thresholds: ValidationThresholds) -> gx.ExpectationSuite:
         ExpectColumnValuesToNotBeInSet(column=TS_ADVANCE, value_set=[0],
                                            **_meta(Rule.DUPLICATE_TIMESTAMP)),
         _at_most(VOLUME_Z, t.volume_z, Rule.VOLUME_OUTLIER),
+        ExpectColumnValuesToBeInSet(column=FLAT_FILL, value_set=[False],
+                                        **_meta(Rule.FLAT_FILL)),
     ]:
         suite.add_expectation(expectation)
     return suite
@@ -233,7 +236,7 @@ def candle_expectation_rules(
     now_ms: int | None = None,
 ) -> list[tuple[str, ...]]:
     """Failing rule names per row of a candle frame (input of ``frames.validate_candle_frame``)."""
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     derived = derive_candle_frame(frame, timeframe, t, now_ms)
     return suite_failures(candle_suite(t), _runner().candles, derived)
 
@@ -249,7 +252,7 @@ def candle_expectation_rules_by_day(
     Each day's derived columns are computed on its own (rule windows start afresh every day, as
     ingest validates), then every day is validated in one batch.
     """
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     derived = [derive_candle_frame(frame, timeframe, t, now_ms) for _, frame in days]
     if not days:
         return {}

@@ -36,6 +36,7 @@ from helios_pipeline.domain.columns import (
     RECEIVED_AT,
     TAKER_BUY_VOLUME,
     TIMESTAMP,
+    TRADES,
     VALIDATION_SCORE,
     VOLUME,
 )
@@ -76,6 +77,8 @@ VOLUME_MEDIAN = "volume_median"
 VOLUME_MAD = "volume_mad"
 VOLUME_Z = "volume_z"
 DIVERGENCE = "divergence"
+PREVIOUS_CLOSE = "previous_close"
+FLAT_FILL = "zero_volume_flat"
 
 CANDLE_PRICES = (OPEN, HIGH, LOW, CLOSE)
 TICK_PRICES = (PRICE, BID, ASK)
@@ -238,7 +241,7 @@ def derive_candles(
     Raises:
         FrameInputError: A required column is missing or the timestamps are unusable.
     """
-    t = thresholds
+    t = thresholds.for_timeframe(timeframe)
     out: Derived = {TIMESTAMP: frame_timestamps(frame)}
     for name in (*CANDLE_PRICES, VOLUME):
         out[name] = float_column(frame, name)
@@ -252,6 +255,7 @@ def derive_candles(
     prices = [out[name] for name in CANDLE_PRICES]
     close_count = _derive_prices(out, prices, out[CLOSE], t)
     _derive_gap(out, ts, out[CLOSE], close_count, lambda step: step == timeframe.ms)
+    _derive_flat_fill(out, frame, close_count)
     count, median, mad = prior_medians(out[VOLUME], t.volume_window, with_mad=True)
     enough = count >= t.min_history
     out[VOLUME_MEDIAN] = np.where(enough, median, np.nan)
@@ -298,6 +302,18 @@ def _derive_prices(
     return count
 
 
+def _derive_flat_fill(out: Derived, frame: pd.DataFrame, close_count: Ints) -> None:
+    """Previous close and ``flat_fill``: zero volume, four prices at it, no trade count of 0."""
+    close = out[CLOSE]
+    rows = np.flatnonzero(np.isfinite(close))
+    latest = rows[np.maximum(close_count - 1, 0)] if rows.size else np.zeros(len(close), int)
+    previous = np.where(close_count > 0, close[latest] if rows.size else np.nan, np.nan)
+    out[PREVIOUS_CLOSE] = previous
+    trades, present = optional_column(frame, TRADES)
+    flat = np.logical_and.reduce([out[name] == previous for name in CANDLE_PRICES])
+    out[FLAT_FILL] = flat & (out[VOLUME] == 0) & ~(present & (trades == 0))
+
+
 def _derive_gap(
     out: Derived,
     ts: Ints,
@@ -334,6 +350,7 @@ def candle_rule_masks(derived: Mapping[str, npt.NDArray[Any]],
             Rule.FUTURE_TIMESTAMP: d[FUTURE_EXCESS] > 0,
             Rule.PRICE_JUMP_AFTER_GAP: d[JUMP_AFTER_GAP] > t.max_jump,
             Rule.VOLUME_OUTLIER: d[VOLUME_Z] > t.volume_z,
+            Rule.FLAT_FILL: d[FLAT_FILL],
         }
     return {rule: masks[rule] for rule in CANDLE_RULES}
 
@@ -345,7 +362,7 @@ def derive_candle_frame(
     now_ms: int | None = None,
 ) -> pd.DataFrame:
     """The derived columns as a DataFrame with a RangeIndex (row positions of ``frame``)."""
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     return pd.DataFrame(derive_candles(frame, timeframe, t, _now(now_ms)))
 
 
@@ -370,7 +387,7 @@ def validate_candle_frame(
     Raises:
         FrameInputError: A required column is missing or the timestamps are unusable.
     """
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     masks = candle_rule_masks(derive_candles(frame, timeframe, t, _now(now_ms)), t)
     return verdict_frame(masks, frame.index, t.soft_penalty)
 

@@ -37,12 +37,13 @@ _RULE_FIELDS: Mapping[str, tuple[str, ...]] = {
     Rule.OHLC_INCONSISTENT: _PRICES,
     Rule.NEGATIVE_VOLUME: ("volume", "taker_buy_volume"),
     Rule.VOLUME_OUTLIER: ("volume",),
+    Rule.FLAT_FILL: (*_PRICES, "volume", "trades"),
 }
 _VALIDATION_FIELDS = frozenset({"is_validated", "validation_score", "anomaly_flags"})
 # Kline row positions (Binance /api/v3/klines order; ccxt rows stop after volume).
 _KLINE = ("timestamp", *_PRICES, "volume", "close_time_ms", "quote_volume", "trades",
           "taker_buy_volume", "taker_buy_quote_volume", "ignore")
-_CHECKED = (*_PRICES, "volume", "taker_buy_volume")
+_CHECKED = (*_PRICES, "volume", "taker_buy_volume", "trades")
 _MIN_FIELDS = 6
 _MAX_ABS_MS = 253_402_300_800_000  # year 9999
 _INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
@@ -103,7 +104,7 @@ def validate_candles(
                 symbol, kind, ts_ms, (rule,), values, _candle_raw(candle), source, detected))
             continue
         verdict = validator.check(ts_ms, candle.open, candle.high, candle.low, candle.close,
-                                  candle.volume, candle.taker_buy_volume)
+                                  candle.volume, candle.taker_buy_volume, candle.trades)
         if verdict.hard:
             values = _offending(verdict, vars_of(candle))
             quarantined.append(QuarantineRecord.create(

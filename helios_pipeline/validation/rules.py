@@ -44,6 +44,11 @@ SOFT flags (the row is kept, flagged, and scores lower):
   minute is not an anomaly. When ``MAD == 0`` (over half of the window holds one value, e.g. the
   zero-volume minutes of an illiquid pair or a new listing) the spread has no robust scale and the
   row is *not* flagged: flagging every traded minute of a mostly idle market would be noise.
+* ``flat_fill``: a candle with volume ``== 0`` whose open, high, low and close all equal the
+  previous close (the close of the latest earlier row whose close was a number), unless the
+  exchange reports a trade count of ``0`` for it: that is the exchange saying the minute was
+  quiet, while a flat zero-volume candle without a trade count is what data vendors write to
+  fill an outage (synthetic, no trade behind it).
 * ``stale`` (ticks): ``receipt - exchange time > stale_after_ms``.
 * ``cross_exchange_divergence``: ``divergence(price, other venue's price) > max_divergence``.
 
@@ -62,15 +67,22 @@ refuse every later price of that market for ever. The batch engines judge stored
 same way, so a tick and its candle are judged alike.
 
 Score: 0.0 with any hard failure, else ``1.0 - soft_penalty * len(soft)``, floored at 0.
+
+Thresholds by timeframe: ``max_jump`` and ``average_window`` depend on the candle length
+(:data:`TIMEFRAME_DEFAULTS`; the plain field is the 1m and tick value). Every candle engine
+resolves them with :meth:`ValidationThresholds.for_timeframe` before judging, so all engines use
+one definition; ``HELIOS_VALIDATION="max_jump@1h=0.5"`` overrides one timeframe.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from enum import StrEnum
+
+from helios_pipeline.domain.timeframe import Timeframe
 
 MAD_SCALE = 0.6745  # modified z-score constant (Iglewicz & Hoaglin): 0.6745 = Phi^-1(0.75)
 
@@ -91,6 +103,7 @@ class Rule(StrEnum):
     MALFORMED_ROW = "malformed_row"
     PRICE_JUMP_AFTER_GAP = "price_jump_after_gap"
     VOLUME_OUTLIER = "volume_outlier"
+    FLAT_FILL = "flat_fill"
     STALE = "stale"
     CROSS_EXCHANGE_DIVERGENCE = "cross_exchange_divergence"
 
@@ -113,9 +126,40 @@ TICK_RULES = (
 )
 _ORDER: dict[str, int] = {rule.value: i for i, rule in enumerate(Rule)}
 
+# Confirmation by a reference venue (``batch.confirm``): the rules a real move breaks, the soft
+# flag of a confirmed candle, the quarantine value naming the venue that did not confirm, and how
+# the quality report names quarantined price moves nobody could confirm.
+PRICE_RULES = frozenset({Rule.PRICE_JUMP, Rule.ABSURD_PRICE})
+CONFIRMED_MOVE = "confirmed_move"
+UNCONFIRMED_BY = "unconfirmed_by"
+MOVE_UNCONFIRMED = "price_move_unconfirmed"
+MOVE_NOT_CHECKED = "price_move_no_reference"
+
 
 class ThresholdError(ValueError):
     """A validation threshold is unknown or has a value that cannot be used."""
+
+
+# Thresholds that depend on the candle length, and their values for the longer timeframes (the
+# field defaults below are the 1m values, also used for ticks). Measured on the real Binance
+# BTCUSDT data of the tests, resampled (docs/validation.md, test_thresholds_real_data.py): the
+# largest real jump ratio is 12.6% at 1m (2020-03-12), 21.6% at 5m, 24.0% at 15m, 24.9% at 1h,
+# 28.1% at 4h (all 2020-03-12) and 27.1% at 1d (2019-05); each limit is about 1.6x the largest
+# real move of its timeframe, as 20% is at 1m; the test data holds too few daily candles, so 1d
+# also clears the largest real daily move in the public Coinbase BTC/USD candles of the tests
+# (2020-03-13: 51.4%). The average window spans an hour of 1m candles up to two and a half days
+# of 1h candles; for 4h and 1d it is capped at about a week and a month, so that the "recent
+# average" of ``absurd_price`` stays recent.
+PER_TIMEFRAME = ("max_jump", "average_window")
+TIMEFRAME_DEFAULTS: tuple[tuple[str, str, float], ...] = (
+    ("5m", "max_jump", 0.35),
+    ("15m", "max_jump", 0.40),
+    ("1h", "max_jump", 0.40),
+    ("4h", "max_jump", 0.45),
+    ("4h", "average_window", 41),
+    ("1d", "max_jump", 0.60),
+    ("1d", "average_window", 31),
+)
 
 
 @dataclass(frozen=True)
@@ -151,44 +195,106 @@ class ValidationThresholds:
     tick_gap_ms: int = 60_000
     max_divergence: float = 0.05
     soft_penalty: float = 0.25
+    # (timeframe, field, value): the value of a PER_TIMEFRAME field for that candle length.
+    by_timeframe: tuple[tuple[str, str, float], ...] = TIMEFRAME_DEFAULTS
+    # The timeframe :meth:`for_timeframe` resolved these thresholds for (None: not resolved).
+    resolved_for: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse values that would make a rule meaningless, naming the field."""
         for f in fields(self):
-            value = getattr(self, f.name)
-            kind = int if f.type in ("int", int) else float
-            if isinstance(value, bool) or not isinstance(value, int | float) or (
-                kind is int and not isinstance(value, int)
-            ):
-                raise ThresholdError(f"{f.name}={value!r}: expected {kind.__name__}.")
-            if not math.isfinite(value) or value <= 0:
-                raise ThresholdError(f"{f.name}={value!r}: must be a finite number above 0.")
+            if f.name in _NOT_NUMBERS:
+                continue
+            _check_value(f.name, getattr(self, f.name), int if f.type in ("int", int) else float)
+        for tf, name, value in self.by_timeframe:
+            if name not in PER_TIMEFRAME:
+                raise ThresholdError(f"{name}@{tf}: only {', '.join(PER_TIMEFRAME)} can be set "
+                                     "per timeframe.")
+            _timeframe(tf, name)
+            window = name.endswith("window")
+            _check_value(f"{name}@{tf}", value, int if window else float)
+            if window and int(value) % 2 == 0:
+                raise ThresholdError(f"{name}@{tf}={value}: must be odd (a true median).")
         for name in ("average_window", "reference_window", "volume_window"):
             if getattr(self, name) % 2 == 0:
                 raise ThresholdError(f"{name}={getattr(self, name)}: must be odd (a true median).")
 
+    def for_timeframe(self, timeframe: Timeframe) -> ValidationThresholds:
+        """These thresholds with the per-timeframe values of ``timeframe`` in the plain fields.
+
+        Every engine calls this with the timeframe of the candles it judges, so all of them use
+        the same numbers; calling it again for the same timeframe changes nothing.
+
+        Raises:
+            ThresholdError: The thresholds were already resolved for another timeframe.
+        """
+        if self.resolved_for is not None:
+            if self.resolved_for != timeframe.value:
+                raise ThresholdError(
+                    f"thresholds resolved for {self.resolved_for} candles were used for "
+                    f"{timeframe.value} candles; pass the unresolved thresholds instead.")
+            return self
+        values = {name: value for tf, name, value in self.by_timeframe if tf == timeframe.value}
+        if not values:
+            return self
+        return replace(self, **values, resolved_for=timeframe.value)  # type: ignore[arg-type]
+
+    def value_for(self, name: str, timeframe: Timeframe) -> float:
+        """One threshold as it applies to ``timeframe`` (e.g. ``max_jump`` of 1h candles)."""
+        return float(getattr(self.for_timeframe(timeframe), name))
+
     @classmethod
     def from_spec(cls, spec: str) -> ValidationThresholds:
-        """Thresholds from ``"key=value,key=value"`` (keys are the field names).
+        """Thresholds from ``"key=value,key@tf=value"`` (keys are the field names).
+
+        ``max_jump=0.3`` sets the 1m (and tick) value; ``max_jump@1h=0.5`` the value of 1h
+        candles; per-timeframe keys are those of :data:`PER_TIMEFRAME`. Timeframes not named
+        keep their defaults.
 
         Raises:
             ThresholdError: Unknown keys (all named), a malformed part, or an unusable value.
         """
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if f.name not in _NOT_NUMBERS}
         values: dict[str, object] = {}
         parts = [p.strip() for p in spec.split(",") if p.strip()]
-        unknown = [p.partition("=")[0].strip() for p in parts
-                   if p.partition("=")[0].strip() not in known]
+        unknown = [key for key in (p.partition("=")[0].strip().partition("@")[0] for p in parts)
+                   if key not in known]
         if unknown:
             raise ThresholdError(
                 f"unknown threshold(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}."
             )
+        per_tf = {(tf, name): value for tf, name, value in TIMEFRAME_DEFAULTS}
         for part in parts:
             key, sep, text = (s.strip() for s in part.partition("="))
             if not sep or not text:
                 raise ThresholdError(f"{part!r}: expected key=value, e.g. max_jump=0.3.")
-            values[key] = _number(key, text, known[key].type in ("int", int))
-        return cls(**values)  # type: ignore[arg-type]
+            name, at, tf = (s.strip() for s in key.partition("@"))
+            number = _number(key, text, known[name].type in ("int", int))
+            if at:
+                per_tf[(_timeframe(tf, name), name)] = number
+            else:
+                values[name] = number
+        by_tf = tuple((tf, name, value) for (tf, name), value in per_tf.items())
+        return cls(**values, by_timeframe=by_tf)  # type: ignore[arg-type]
+
+
+_NOT_NUMBERS = frozenset({"by_timeframe", "resolved_for"})
+
+
+def _check_value(name: str, value: object, kind: type) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+        kind is int and not isinstance(value, int)
+    ):
+        raise ThresholdError(f"{name}={value!r}: expected {kind.__name__}.")
+    if not math.isfinite(value) or value <= 0:
+        raise ThresholdError(f"{name}={value!r}: must be a finite number above 0.")
+
+
+def _timeframe(text: str, name: str) -> str:
+    try:
+        return Timeframe.parse(text).value
+    except ValueError as exc:
+        raise ThresholdError(f"{name}@{text}: {exc}") from None
 
 
 def _number(key: str, text: str, integer: bool) -> int | float:

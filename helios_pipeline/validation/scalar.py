@@ -126,7 +126,7 @@ class CandleValidator:
     ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
-        self.thresholds = thresholds or ValidationThresholds()
+        self.thresholds = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
         self._now_ms = now_ms
         self._tf_ms = timeframe.ms
         t = self.thresholds
@@ -135,6 +135,7 @@ class CandleValidator:
         self._vol = SortedWindow(t.volume_window)
         self._mark: int | None = None  # latest open time of an aligned, non-future row
         self._last_close_ms: int | None = None  # open time of the latest numeric close
+        self._last_close: float | None = None  # the latest numeric close
 
     def validate(self, candle: OHLCVData) -> Verdict:
         """Verdict for the next received candle.
@@ -151,7 +152,7 @@ class CandleValidator:
             )
         return self.check(
             datetime_to_ms(candle.timestamp), candle.open, candle.high, candle.low, candle.close,
-            candle.volume, candle.taker_buy_volume,
+            candle.volume, candle.taker_buy_volume, candle.trades,
         )
 
     def check(
@@ -163,6 +164,7 @@ class CandleValidator:
         close: object,
         volume: object,
         taker_buy_volume: object = None,
+        trades: object = None,
     ) -> Verdict:
         """Verdict for the next received row given as raw values (Decimal, str, float, None).
 
@@ -174,6 +176,7 @@ class CandleValidator:
             close: Close price.
             volume: Base volume.
             taker_buy_volume: Taker-buy base volume; ``None`` (or a float NaN) when not reported.
+            trades: Trade count; ``None`` (or a float NaN) when not reported.
         """
         raw = (open, high, low, close, volume)
         o, h, lo, c, v = _floats(raw)
@@ -188,10 +191,14 @@ class CandleValidator:
         self._check_jump(ts_ms, span, broken)
         _check_absurd(self._avg, span, self.thresholds, broken)
         _check_volume(self._vol, v, self.thresholds, broken)
+        if _flat_fill((o, h, lo, c), v, self._last_close, trades):
+            broken[Rule.FLAT_FILL] = f"volume={volume}, four prices at previous close " \
+                                     f"{self._last_close!r}, trades={trades}"
         if math.isfinite(c):
             self._ref.push(c)
             self._avg.push(c)
             self._last_close_ms = ts_ms
+            self._last_close = c
         if math.isfinite(v):
             self._vol.push(v)
         return Verdict.of(broken, self.thresholds) if broken else _CLEAN
@@ -401,6 +408,16 @@ def _check_order(
         broken[Rule.DUPLICATE_TIMESTAMP] = f"timestamp={ts_ms} was already received"
     elif ts_ms < mark:
         broken[Rule.OUT_OF_ORDER_TIMESTAMP] = f"timestamp={ts_ms} after {mark} was received"
+
+
+def _flat_fill(
+    prices: tuple[float, float, float, float], volume: float, previous: float | None,
+    trades: object,
+) -> bool:
+    """``flat_fill``: zero volume, four prices at the previous close, no trade count of 0."""
+    if previous is None or volume != 0 or any(p != previous for p in prices):
+        return False
+    return is_absent(trades) or to_float(trades) != 0
 
 
 def _judge_jump(

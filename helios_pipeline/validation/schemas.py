@@ -60,6 +60,7 @@ class CandleFrame(_Rules):
     jump_ratio_after_gap: Series[float] = pa.Field(nullable=True)
     absurd_limit: Series[float] = pa.Field(nullable=True)
     volume_z: Series[float] = pa.Field(nullable=True)
+    zero_volume_flat: Series[bool]
 
     @pa.dataframe_check(ignore_na=False)
     def not_a_number(cls, df: pd.DataFrame) -> pd.Series[bool]:
@@ -122,6 +123,11 @@ class CandleFrame(_Rules):
     def volume_outlier(cls, s: pd.Series[float]) -> pd.Series[bool]:
         """Soft: the volume's modified z-score is at most ``volume_z``."""
         return ~(s > cls._thresholds.volume_z)
+
+    @pa.check("zero_volume_flat", ignore_na=False)
+    def flat_fill(cls, s: pd.Series[bool]) -> pd.Series[bool]:
+        """Soft: not a zero-volume candle flat at the previous close without a trade count 0."""
+        return ~s
 
 
 class TickerFrame(_Rules):
@@ -243,7 +249,7 @@ def candle_schema_rules(
     now_ms: int | None = None,
 ) -> list[tuple[str, ...]]:
     """Failing rule names per row of a candle frame (input of ``frames.validate_candle_frame``)."""
-    t = thresholds or ValidationThresholds()
+    t = (thresholds or ValidationThresholds()).for_timeframe(timeframe)
     derived = derive_candle_frame(frame, timeframe, t, now_ms)
     return failing_rules(candle_frame_model(t), derived)
 

@@ -17,6 +17,7 @@ from helios_pipeline.domain.columns import (
     OPEN,
     TAKER_BUY_VOLUME,
     TIMESTAMP,
+    TRADES,
     VOLUME,
 )
 
@@ -29,4 +30,6 @@ def candle_frame(table: pa.Table) -> pd.DataFrame:
     for name in FRAME_COLUMNS:
         frame[name] = table.column(name).cast(pa.string()).cast(pa.float64()).to_numpy(
             zero_copy_only=False)
+    if TRADES in table.column_names:  # absent counts become NaN: "not reported"
+        frame[TRADES] = table.column(TRADES).cast(pa.float64()).to_numpy(zero_copy_only=False)
     return frame

@@ -37,15 +37,16 @@ SPECIAL = st.sampled_from([None, float("nan"), Decimal("NaN"), float("inf"), -fl
                            "abc", "12.5", Decimal("-1"), Decimal("0"), Decimal("1E+30"), True])
 STEPS = ["next"] * 12 + ["gap", "dup", "back", "misaligned", "future"]
 KINDS = ["normal"] * 12 + ["spike", "crash", "absurd", "broken", "special", "zero_volume",
-                           "negative_volume", "huge_volume", "taker_over", "no_taker"]
-FIELDS = ("open", "high", "low", "close", "volume", "taker_buy_volume")
+                           "negative_volume", "huge_volume", "taker_over", "no_taker",
+                           "flat_fill", "quiet"]
+FIELDS = ("open", "high", "low", "close", "volume", "taker_buy_volume", "trades")
 ROW = st.tuples(st.sampled_from(STEPS), st.integers(-150, 150), st.sampled_from(KINDS),
                 SPECIAL, st.sampled_from(FIELDS), st.integers(0, 10**6))
 
 
 def candle_rows(steps: list[tuple[Any, ...]], start_cents: int) -> list[dict[str, Any]]:
     """Rows of raw values (Decimals mostly) from generated steps."""
-    ts, price, rows = T0, start_cents, []
+    ts, price, rows, previous = T0, start_cents, [], Decimal(start_cents).scaleb(-2)
     for step, move_bp, kind, special, field, volume_milli in steps:
         ts = {"next": ts + MINUTE_MS, "gap": ts + 7 * MINUTE_MS,
               "back": ts - 3 * MINUTE_MS}.get(step, ts)
@@ -60,11 +61,16 @@ def candle_rows(steps: list[tuple[Any, ...]], start_cents: int) -> list[dict[str
         v = {"zero_volume": Decimal(0), "negative_volume": -v - 1,
              "huge_volume": v * 1000 + 10**6}.get(kind, v)
         tb = None if kind == "no_taker" else (v * 2 + 1 if kind == "taker_over" else v / 2)
+        trades = 0 if kind == "quiet" else (None if volume_milli % 3 else volume_milli % 7)
+        if kind in ("flat_fill", "quiet"):  # a zero-volume candle flat at the previous close
+            o = h = lo = c = previous
+            v, tb = Decimal(0), None
         row = {"timestamp": row_ts, "open": o, "high": h, "low": lo, "close": c, "volume": v,
-               "taker_buy_volume": tb}
+               "taker_buy_volume": tb, "trades": trades}
         if kind == "special":
             row[field] = special
         rows.append(row)
+        previous = row["close"]
     return rows
 
 
@@ -119,7 +125,8 @@ def test_the_generators_reach_every_candle_rule() -> None:
         ("next", "spike"), ("gap", "spike"), ("next", "absurd"), ("next", "broken"),
         ("next", "special"), ("next", "zero_low"), ("dup", "normal"), ("back", "normal"),
         ("misaligned", "normal"), ("future", "normal"), ("next", "huge_volume"),
-        ("next", "negative_volume"), ("next", "zero_volume"), ("next", "taker_over")]
+        ("next", "negative_volume"), ("next", "zero_volume"), ("next", "taker_over"),
+        ("next", "flat_fill"), ("next", "quiet")]
     rows = candle_rows([(step, 0, "special" if kind == "zero_low" else kind,
                          Decimal(0) if kind == "zero_low" else None,
                          "low" if kind == "zero_low" else "close", 500 + 37 * i)
@@ -134,7 +141,7 @@ def test_float_columns_agree_with_decimal_columns() -> None:
     rng = np.random.default_rng(7)
     closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.08, 300)))
     rows = [{"timestamp": T0 + i * MINUTE_MS, **dict.fromkeys(FIELDS[:4], Decimal(repr(c))),
-             "volume": Decimal(repr(v)), "taker_buy_volume": None}
+             "volume": Decimal(repr(v)), "taker_buy_volume": None, "trades": None}
             for i, (c, v) in enumerate(zip(closes.tolist(), rng.pareto(1.5, 300).tolist(),
                                            strict=True))]
     decimals = validate_candle_frame(as_frame(rows, FIELDS), TF, DEFAULT, NOW)

@@ -264,7 +264,8 @@ def test_volume_outlier_modified_z_score(volume: str, outlier: bool) -> None:
 
 
 def test_volume_outlier_is_upper_tail_only_and_needs_history_and_spread() -> None:
-    assert last(volumes("100", "101", "102", "103", "104", "0")).soft == ()
+    # A zero volume is no outlier (it is flat at the previous close: flat_fill, a separate flag).
+    assert last(volumes("100", "101", "102", "103", "104", "0")).soft == (Rule.FLAT_FILL,)
     assert last(volumes("1", "2", "3", "4", "1000")).soft == ()  # four known volumes only
     assert last(volumes("2", "2", "2", "2", "2", "1000")).soft == ()  # MAD == 0: no scale
     assert last(volumes("1", "2", "3", "4", "5", "1000"), volume_z=1000.0).soft == ()
@@ -459,3 +460,20 @@ def test_kline_rows_become_exact_candles() -> None:
     assert (second.open, second.high, second.taker_buy_volume, second.trades) == (
         D("100.25"), D(101), None, None)
     assert outcome.quarantined == []
+
+
+# -- flat_fill ------------------------------------------------------------------------------------
+
+
+def test_flat_fill_needs_zero_volume_four_prices_at_the_previous_close_and_no_zero_count() -> None:
+    p = D(100)
+    before = [(0, D(99), D(101), D(99), p, D(3))]
+    assert last([*before, (1, p, p, p, p, D(0))]).soft == (Rule.FLAT_FILL,)
+    assert last([*before, (1, p, p, p, p, D("0.1"))]).soft == ()  # traded
+    assert last([*before, (1, p, D(101), p, p, D(0))]).soft == ()  # not flat
+    assert last([(0, D(99), D(99), D(99), D(99), D(3)), (1, p, p, p, p, D(0))],
+                max_jump=1.0).soft == ()  # flat, but not at the previous close
+    validator = CandleValidator("BTC/USDT", Timeframe.M1, now_ms=10**13)
+    validator.check(0, D(99), D(101), D(99), p, D(3))
+    assert validator.check(60_000, p, p, p, p, D(0), None, 0).soft == ()  # exchange: no trades
+    assert validator.check(120_000, p, p, p, p, D(0), None, None).soft == (Rule.FLAT_FILL,)

@@ -32,7 +32,7 @@ INTERVAL_MS: dict[str, int] = {tf.value: tf.ms for tf in Timeframe} | {
 """Kline intervals the simulator serves (every one divides a UTC day), in milliseconds."""
 
 AnyArray = npt.NDArray[Any]
-PatchKind = Literal["missing", "spike", "broken_ohlc", "divergence"]
+PatchKind = Literal["missing", "spike", "broken_ohlc", "divergence", "crash"]
 
 _ROW = ('[%d,"%d.%08d","%d.%08d","%d.%08d","%d.%08d","%d.%08d",%d,"%d.%08d",%d,'
         '"%d.%08d","%d.%08d","0"]')
@@ -72,11 +72,12 @@ class CandlePatch:
 
     Attributes:
         kind: ``missing`` (the klines do not exist), ``spike`` (high and close multiplied by
-            ``factor``), ``broken_ohlc`` (high set below open/close) or ``divergence`` (open,
-            high, low and close multiplied by ``factor``).
+            ``factor``), ``broken_ohlc`` (high set below open/close), ``divergence`` (open,
+            high, low and close multiplied by ``factor``) or ``crash`` (low and close multiplied
+            by ``factor``: a one-minute crash from the real open).
         start_ms: First affected open time.
         end_ms: End of the affected range, exclusive.
-        factor: Multiplier for ``spike`` and ``divergence``.
+        factor: Multiplier for ``spike``, ``divergence`` and ``crash``.
     """
 
     kind: PatchKind
@@ -309,6 +310,8 @@ def _apply(k: Kline, patch: CandlePatch, tick_units: int) -> Kline:
     if patch.kind == "divergence":
         return k._replace(open=scaled(k.open), high=scaled(k.high), low=scaled(k.low),
                           close=scaled(k.close))
+    if patch.kind == "crash":
+        return k._replace(low=scaled(k.low), close=scaled(k.close))
     high = max(0, min(k.open, k.close) - tick_units)
     return k._replace(high=high, low=min(k.low, high))
 
