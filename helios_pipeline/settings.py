@@ -61,6 +61,12 @@ class Settings:
             (``HELIOS_STREAM_SHARDS``); one validates and writes about 90k ticks/s.
         keep_versions: Earlier contents kept per partition when a re-fetch changes it
             (``HELIOS_KEEP_VERSIONS``), readable with ``MarketDataQuery.ohlcv(as_of=...)``.
+        archive_url: Where the cold tier's monthly files live (``HELIOS_ARCHIVE_URL``):
+            ``s3://bucket/prefix`` (an S3-compatible endpoint in the query:
+            ``?endpoint_override=host:port&scheme=http``) or a folder; ``None`` is
+            ``{data_dir}/archive``.
+        warm_days: Days of daily files kept after their month is archived
+            (``HELIOS_WARM_DAYS``); older ones are removed once the archive is verified.
     """
 
     data_dir: Path = Path("local/data")
@@ -84,6 +90,8 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
     keep_versions: int = 5
+    archive_url: str | None = None
+    warm_days: int = 30
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -188,4 +196,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "hot_retention_minutes": _parse_retention,
     "stream_kinds": _parse_kinds,
     "keep_versions": _parse_count,
+    "warm_days": _parse_count,
 }
