@@ -185,18 +185,17 @@ class CandleArchive:
             return None
         except (OSError, pa.ArrowInvalid) as exc:
             raise ArchiveError(f"{path}: not a readable archive file ({exc}).") from None
-        meta = metadata.metadata or {}
-        if _META_HASH not in meta:
-            raise ArchiveError(f"{path}: not written by CandleArchive (no helios metadata).")
-        sources = json.loads(meta[_META_SOURCES])
-        return ArchivedMonth(
-            path, metadata.num_rows,
-            tuple(date.fromisoformat(d) for d in json.loads(meta[_META_DAYS])),
-            meta[_META_HASH].decode(), {date.fromisoformat(d): h for d, h in sources.items()})
+        return _archived(path, metadata.num_rows, metadata.metadata)
 
     def read_month(self, exchange: str, symbol: str, timeframe: Timeframe, month: date
                    ) -> pa.Table | None:
         """A month's candles (:data:`OHLCV_SCHEMA`, sorted), or ``None`` when not archived."""
+        found = self.read_month_info(exchange, symbol, timeframe, month)
+        return None if found is None else found[0]
+
+    def read_month_info(self, exchange: str, symbol: str, timeframe: Timeframe, month: date
+                        ) -> tuple[pa.Table, ArchivedMonth] | None:
+        """A month's candles and what the file records about them, or ``None``."""
         path = self.month_path(exchange, symbol, timeframe, month)
         try:
             table = pq.read_table(path, filesystem=self.fs)
@@ -204,7 +203,11 @@ class CandleArchive:
             return None
         except (OSError, pa.ArrowInvalid) as exc:
             raise ArchiveError(f"{path}: not a readable archive file ({exc}).") from None
-        return table.replace_schema_metadata(None)
+        info = _archived(path, table.num_rows, table.schema.metadata)
+        table = table.replace_schema_metadata(None)
+        if not table.schema.equals(OHLCV_SCHEMA):
+            raise ArchiveError(f"{path}: its columns are not the candle schema.")
+        return table, info
 
     def months(self, exchange: str, symbol: str, timeframe: Timeframe = Timeframe.M1
                ) -> list[date]:
@@ -276,6 +279,17 @@ class CandleArchive:
             if self.local and self.fs.get_file_info(target).type == pafs.FileType.File:
                 self.fs.delete_file(target)
             raise
+
+
+def _archived(path: str, rows: int, meta: dict[bytes, bytes] | None) -> ArchivedMonth:
+    """What a month file's footer metadata records."""
+    meta = meta or {}
+    if _META_HASH not in meta:
+        raise ArchiveError(f"{path}: not written by CandleArchive (no helios metadata).")
+    sources = json.loads(meta[_META_SOURCES])
+    return ArchivedMonth(
+        path, rows, tuple(date.fromisoformat(d) for d in json.loads(meta[_META_DAYS])),
+        meta[_META_HASH].decode(), {date.fromisoformat(d): h for d, h in sources.items()})
 
 
 def _day(ms: int) -> date:
