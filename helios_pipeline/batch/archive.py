@@ -224,3 +224,18 @@ def closed_months(first: date, today: date) -> list[date]:
         months.append(month)
         month = next_month(month)
     return months
+
+
+def months_to_move(today: date, warm_days: int, first: date) -> list[date]:
+    """Closed months a daily tier-movement run should (re)compact on ``today``.
+
+    A month is compacted the day after it ends and again every day until its last day has left
+    the warm window, so each of its daily files is removed the day it turns ``warm_days`` old.
+
+    Args:
+        today: The current UTC day.
+        warm_days: ``HELIOS_WARM_DAYS``.
+        first: No month before this day's (``HELIOS_START_DATE``).
+    """
+    trimmed_by = today - timedelta(days=warm_days + 1)
+    return [m for m in closed_months(first, today) if next_month(m) > trimmed_by]

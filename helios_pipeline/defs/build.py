@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from helios_pipeline.defs.archive import (
+    ARCHIVE_JOB,
+    ArchiveResource,
+    build_archive_asset,
+    build_archive_schedule,
+    symbol_month_partitions,
+)
 from helios_pipeline.defs.assets import build_candle_assets
 from helios_pipeline.defs.automation import (
     build_daily_schedule,
@@ -56,6 +63,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _quality_defs(settings),
         _cross_exchange_defs(settings, partitions),
         _realtime_defs(settings),
+        _archive_defs(settings),
         dg.Definitions(resources=_resources(settings)),
     )
 
@@ -71,10 +79,13 @@ def _resources(settings: Settings) -> dict[str, object]:
         "market_data": MarketDataQueryResource(
             data_dir=str(settings.data_dir), exchange=settings.exchange,
             redis_url=settings.redis_url, hot_retention_minutes=settings.hot_retention_minutes,
-            keep_versions=settings.keep_versions, start_date=settings.start_date),
+            keep_versions=settings.keep_versions, start_date=settings.start_date,
+            archive_url=settings.archive_url),
         "candle_io_manager": CandleIOManager(data_dir=str(settings.data_dir),
                                              storage_format=settings.storage_format),
         "alerts": AlertsResource(webhook_url=settings.alert_webhook_url),
+        "archive": ArchiveResource(exchange=settings.exchange, archive_url=settings.archive_url,
+                                   warm_days=settings.warm_days),
         "realtime": RealtimeMarketDataResource(
             redis_url=settings.redis_url, exchange=settings.exchange,
             retention_minutes=settings.hot_retention_minutes,
@@ -134,3 +145,13 @@ def _realtime_defs(settings: Settings) -> dg.Definitions:
         assets=[snapshots], asset_checks=[live_candles], jobs=[job],
         sensors=[build_ticker_snapshots_sensor(tickers, TICKERS_JOB), build_stream_health_sensor()],
     )
+
+
+def _archive_defs(settings: Settings) -> dg.Definitions:
+    """The cold tier: monthly archive partitions and the daily tier-movement schedule."""
+    archive = build_archive_asset(symbol_month_partitions(settings.start_date))
+    job = dg.define_asset_job(ARCHIVE_JOB, selection=[archive],
+                              partitions_def=archive.partitions_def)
+    return dg.Definitions(
+        assets=[archive], jobs=[job],
+        schedules=[build_archive_schedule(ARCHIVE_JOB, settings.start_date, settings.warm_days)])
