@@ -90,7 +90,7 @@ class Settings:
     stream_stall_timeout_s: float = 10.0
     stream_shards: int = 1
     keep_versions: int = 5
-    archive_url: str | None = None
+    archive_url: str | None = field(default=None, repr=False)  # may carry credentials
     warm_days: int = 30
 
     def exchange_config(self) -> ExchangeConfig:

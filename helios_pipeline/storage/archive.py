@@ -16,7 +16,8 @@ metadata records which days it holds, the SHA-256 of each daily file it was buil
 
 For an S3-compatible store other than AWS, put the endpoint in the URL's query, as pyarrow reads
 it: ``s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http``. Credentials come from
-the usual ``AWS_*`` variables or files.
+the usual ``AWS_*`` variables or files, or from the URL (``s3://KEY:SECRET@bucket/prefix``;
+error messages mask them).
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ class CandleArchive:
             else:
                 self.fs, root = pafs.LocalFileSystem(), str(Path(text).absolute())
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ArchiveError(f"Archive URL {text!r} cannot be used: {exc}") from None
+            raise ArchiveError(f"Archive URL {_without_secret(text)!r} cannot be used: {exc}. "
+                               "Give a folder or s3://bucket/prefix[?endpoint_override=...].",
+                               ) from None
         self.url = text
         self.root = root.rstrip("/")
         self.local = self.fs.type_name == "local"
@@ -290,6 +293,14 @@ def _archived(path: str, rows: int, meta: dict[bytes, bytes] | None) -> Archived
     return ArchivedMonth(
         path, rows, tuple(date.fromisoformat(d) for d in json.loads(meta[_META_DAYS])),
         meta[_META_HASH].decode(), {date.fromisoformat(d): h for d, h in sources.items()})
+
+
+def _without_secret(url: str) -> str:
+    """``url`` with any ``user:password@`` part masked, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 def _day(ms: int) -> date:

@@ -83,3 +83,9 @@ def test_rows_outside_the_month_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="not all in 2024-04"):
         archive.write_month("binance", SYMBOL, Timeframe.M1, date(2024, 4, 1),
                             day_table(date(2024, 4, 1), 5), {date(2024, 5, 1): "h"})
+
+
+def test_a_bad_url_is_refused_without_showing_its_secret() -> None:
+    with pytest.raises(ArchiveError, match=r"s3://\*\*\*@bucket/p") as caught:
+        CandleArchive("s3://key:hunter2@bucket/p?colour=blue")
+    assert "hunter2" not in str(caught.value)
