@@ -9,12 +9,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline_tests.conftest import REPO_ROOT
 
 SNIPPET = re.compile(r"<!-- archive-snippet.*?-->\s*```python\n(.*?)```", re.DOTALL)
 
 
+@pytest.mark.timeout(900)  # a year's backfill from the simulated exchange: ~1 min idle, 3 loaded
 def test_archive_snippet_reads_a_year_across_three_tiers(
         tmp_path: Path, sim: SimExchangeServer, redis_url: str) -> None:
     match = SNIPPET.search((REPO_ROOT / "README.md").read_text())
