@@ -64,6 +64,11 @@ def test_materialising_a_month_archives_it_and_trims_the_daily_files(settings: S
                                 instance=instance)
         assert result.success
         (event,) = result.asset_materializations_for_node("ohlcv_1m_archive")
+        # The IO manager still loads an archived day, now from the month file.
+        day = build_defs(settings).load_asset_value(
+            "ohlcv_1m", partition_key="2024-02-10|BTCUSDT", instance=instance)
+    assert len(day) == 1440
+    assert day["close"].tolist() == day_table(date(2024, 2, 10)).column("close").to_pylist()
     assert event.metadata["rows"].value == 29 * 1440
     assert event.metadata["daily_files_removed"].value == 29  # February is long past the window
     assert all(store.find("BTC/USDT", Timeframe.M1, d) is None for d in FEBRUARY)
