@@ -138,7 +138,10 @@ def _compact(tiers: Tiers, symbol: str, timeframe: Timeframe, month: date, cutof
         gone = [d for d in existing.days if d not in daily]
         if gone:
             earlier = tiers.archive.read_month(tiers.exchange, symbol, timeframe, month)
-            assert earlier is not None  # noqa: S101 - info() just found the file
+            if earlier is None:
+                raise ArchiveVerificationError(
+                    f"{existing.path} disappeared while compacting {symbol} {month:%Y-%m}; "
+                    "nothing was removed. Check what else writes to the archive, then retry.")
             tables.append(_rows_of_days(earlier, gone))
             sources.update({d: existing.source_hashes[d] for d in gone})
     if not sources:

@@ -132,10 +132,14 @@ class CandleArchive:
         """The archive ``url`` names, or ``{data_dir}/archive`` when it is empty or ``None``."""
         return cls(url or data_dir / ARCHIVE)
 
-    def month_dir(self, exchange: str, symbol: str, timeframe: Timeframe, month: date) -> str:
-        """Folder of one month file (hive-style: ``exchange=.../symbol=.../...``)."""
+    def series_dir(self, exchange: str, symbol: str, timeframe: Timeframe) -> str:
+        """Folder of a symbol's months of one timeframe (hive-style ``key=value`` folders)."""
         return (f"{self.root}/ohlcv/exchange={exchange}/symbol={to_storage_id(symbol)}/"
-                f"timeframe={timeframe.value}/month={month:%Y-%m}")
+                f"timeframe={timeframe.value}")
+
+    def month_dir(self, exchange: str, symbol: str, timeframe: Timeframe, month: date) -> str:
+        """Folder of one month file."""
+        return f"{self.series_dir(exchange, symbol, timeframe)}/month={month:%Y-%m}"
 
     def month_path(self, exchange: str, symbol: str, timeframe: Timeframe, month: date) -> str:
         """The month file (``month``: any day of it)."""
@@ -215,8 +219,8 @@ class CandleArchive:
     def months(self, exchange: str, symbol: str, timeframe: Timeframe = Timeframe.M1
                ) -> list[date]:
         """Archived months of a symbol and timeframe, oldest first."""
-        folder = self.month_dir(exchange, symbol, timeframe, date(2000, 1, 1)).rsplit("/", 1)[0]
-        selector = pafs.FileSelector(folder, allow_not_found=True)
+        selector = pafs.FileSelector(self.series_dir(exchange, symbol, timeframe),
+                                     allow_not_found=True)
         found = []
         for entry in self.fs.get_file_info(selector):
             name = entry.base_name
