@@ -89,3 +89,18 @@ def test_a_bad_url_is_refused_without_showing_its_secret() -> None:
     with pytest.raises(ArchiveError, match=r"s3://\*\*\*@bucket/p") as caught:
         CandleArchive("s3://key:hunter2@bucket/p?colour=blue")
     assert "hunter2" not in str(caught.value)
+
+
+def test_the_hive_layout_scans_as_one_dataset(tmp_path: Path) -> None:
+    import pyarrow.dataset as ds
+
+    archive = CandleArchive(tmp_path)
+    for symbol, day in (("BTC/USDT", date(2024, 4, 30)), ("BTC/USDT", date(2024, 5, 1)),
+                        ("ETH/USDT", date(2024, 5, 1))):
+        archive.write_month("binance", symbol, Timeframe.M1, day, day_table(day, 10), {day: "h"})
+    dataset = ds.dataset(tmp_path / "ohlcv", format="parquet", partitioning="hive")
+    may_btc = dataset.to_table(filter=(ds.field("symbol") == "BTCUSDT")
+                               & (ds.field("month") == "2024-05"))
+    assert may_btc.num_rows == 10
+    assert set(dataset.to_table(columns=["symbol"]).column("symbol").to_pylist()) == {
+        "BTCUSDT", "ETHUSDT"}
