@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -92,8 +93,6 @@ def test_a_bad_url_is_refused_without_showing_its_secret() -> None:
 
 
 def test_the_hive_layout_scans_as_one_dataset(tmp_path: Path) -> None:
-    import pyarrow.dataset as ds
-
     archive = CandleArchive(tmp_path)
     for symbol, day in (("BTC/USDT", date(2024, 4, 30)), ("BTC/USDT", date(2024, 5, 1)),
                         ("ETH/USDT", date(2024, 5, 1))):
