@@ -4,6 +4,9 @@ A year of synthetic 1m candles for one symbol (``bench_query``'s random walk, ex
 written as daily files, copied, and the copy's 12 months compacted into the archive
 (``batch.archive.compact_month``, warm window past: every daily file removed). In the same run:
 
+Each pair is timed alternately (ours, baseline, ours, ...; median of 9) so that both see the same
+machine load.
+
 1. ``ohlcv(..., as_float=True)`` of the year from the archive vs a raw ``pq.read_table`` of the
    12 archive files, concatenated and cast to float64 (goal: < 150 ms and <= 1.5x);
 2. the same call from the 365 daily files (what compaction buys), beside the same raw read of
@@ -19,6 +22,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -46,18 +50,23 @@ def compact_year(root: Path) -> list[Path]:
     return paths
 
 
-def year_ms(query: MarketDataQuery) -> float:
+def paired_ms(ours: Callable[[], object], raw: Callable[[], object], n: int = 9
+              ) -> tuple[float, float]:
+    """Medians of ``ours`` and ``raw``, timed alternately so both see the same machine load."""
+    ours(), raw()  # warm the OS cache and imports
+    a, b = [], []
+    for _ in range(n):
+        a += timings_us(ours, 1)
+        b += timings_us(raw, 1)
+    return statistics.median(a) / 1000, statistics.median(b) / 1000
+
+
+def year_call(query: MarketDataQuery) -> Callable[[], None]:
     def call() -> None:
         frame = query.ohlcv(SYMBOL, "1m", start=FIRST, end=NOW, as_float=True)
         assert len(frame) == 525_600
 
-    call()  # warm the OS cache and imports
-    return statistics.median(timings_us(call, 7)) / 1000
-
-
-def raw_ms(paths: list[Path]) -> float:
-    raw_float_frame(paths)
-    return statistics.median(timings_us(lambda: raw_float_frame(paths), 7)) / 1000
+    return call
 
 
 def size(paths: list[Path]) -> int:
@@ -80,13 +89,16 @@ def main() -> None:
             return MarketDataQuery(root, clock_ms=lambda: int(NOW.timestamp() * 1000),
                                    start_date="2023-01-01", cache_ttl_s=0)
 
-        cold, warm = year_ms(query(cold_root)), year_ms(query(daily_root))
-        raw_cold, raw_warm = raw_ms(months), raw_ms(daily)
+        cold, raw_cold = paired_ms(year_call(query(cold_root)), lambda: raw_float_frame(months))
+        warm, raw_cold_2 = paired_ms(year_call(query(daily_root)),
+                                     lambda: raw_float_frame(months))
+        warm_2, raw_warm = paired_ms(year_call(query(daily_root)),
+                                     lambda: raw_float_frame(daily))
         report("one year of 1m as a float frame, from the archive (12 files)", cold, raw_cold,
                "ms", "raw pq.read_table of the 12 archive files + cast", "< 150 ms, <= 1.5x")
-        report("one year of 1m as a float frame, from 365 daily files", warm, raw_cold, "ms",
+        report("one year of 1m as a float frame, from 365 daily files", warm, raw_cold_2, "ms",
                "raw pq.read_table of the 12 archive files + cast")
-        report("one year of 1m as a float frame, from 365 daily files", warm, raw_warm, "ms",
+        report("one year of 1m as a float frame, from 365 daily files", warm_2, raw_warm, "ms",
                "raw pq.read_table of the same 365 daily files + cast")
         report("bytes on disk, archive vs daily files", size(months) / 2**20,
                size(daily) / 2**20, "MiB", "365 daily Parquet files (snappy)")
