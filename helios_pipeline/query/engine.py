@@ -161,7 +161,8 @@ class MarketDataQuery:
             key, lambda: tiered_frame(self._candles(unified, venue, frame_of, start_ms, end_ms,
                                                     count, at_ms), as_float),
             self._generation())
-        return frame.copy()  # the cached frame stays as computed, whatever the caller does
+        # the cached frame stays as computed, whatever the caller does (no cache: nothing to keep)
+        return frame.copy() if self.cache.ttl_s else frame
 
     def volume_profile(self, symbol: str, start: Moment, end: Moment | None = None,
                        bins: int | None = 50, bin_size: float | Decimal | None = None,

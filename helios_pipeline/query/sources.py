@@ -74,13 +74,9 @@ def load_warm(store: CandleStore, symbol: str, timeframe: Timeframe, span: Span,
               qualifier: str | None, days: Sequence[date] | None = None
               ) -> tuple[pa.Table, set[date]]:
     """The daily files of the span's days (or of ``days``); also which days have a file."""
-    tables, found = [], set()
-    for day in span.days() if days is None else days:
-        path = store.find(symbol, timeframe, day, qualifier)
-        if path is not None:
-            tables.append(read_table(path))
-            found.add(day)
-    return _tiered_concat(tables, "warm", span), found
+    paths = store.find_many(symbol, timeframe, span.days() if days is None else days, qualifier)
+    tables = [read_table(paths[day]) for day in sorted(paths)]
+    return _tiered_concat(tables, "warm", span), set(paths)
 
 
 def load_archive(archive: CandleArchive, exchange: str, symbol: str, timeframe: Timeframe,
