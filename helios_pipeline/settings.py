@@ -91,6 +91,12 @@ class Settings:
             from (``HELIOS_BULK_URL``; see :meth:`bulk_archive_url`). ``None`` (unset) means the
             exchange's own archive (``https://data.binance.vision`` for Binance) unless
             ``HELIOS_EXCHANGE_URL`` points elsewhere; an empty value turns the bulk path off.
+        archive_url: Where the cold tier's monthly files live (``HELIOS_ARCHIVE_URL``):
+            ``s3://bucket/prefix`` (an S3-compatible endpoint in the query:
+            ``?endpoint_override=host:port&scheme=http``) or a folder; ``None`` is
+            ``{data_dir}/archive``.
+        warm_days: Days of daily files kept after their month is archived
+            (``HELIOS_WARM_DAYS``); older ones are removed once the archive is verified.
     """
 
     data_dir: Path = Path("local/data")
@@ -122,6 +128,8 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path | None = None
     bulk_url: str | None = None
+    archive_url: str | None = field(default=None, repr=False)  # may carry credentials
+    warm_days: int = 30
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -182,10 +190,16 @@ class Settings:
         return settings
 
     def register_secrets(self) -> None:
-        """Have every log line and printout mask the Redis password and the webhook URL."""
+        """Have every log line and printout mask every credential the settings carry."""
         register_secret(urlsplit(self.redis_url).password)
         register_secret(self.alert_webhook_url)
         register_secret(self.master_key)
+        for url in (self.influx_url, self.archive_url):
+            if url and "://" in url:
+                parts = urlsplit(url)
+                register_secret(parts.password)
+                if parts.password:
+                    register_secret(parts.username)
 
 
 def _parse(name: str, raw: str) -> object:
@@ -297,4 +311,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "alert_webhook_url": _parse_http_url,
     "bulk_url": _parse_http_url,
     "redis_url": _parse_redis_url,
+    "warm_days": _parse_count,
 }

@@ -179,3 +179,50 @@ def influx(influx_server: InfluxServer) -> InfluxServer:
     if influx_server.process is None or influx_server.process.poll() is not None:
         influx_server.start()
     return influx_server
+
+
+@dataclass
+class S3Server:
+    """A real moto S3 server process (``moto_server``) this test session started."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the server."""
+        return f"127.0.0.1:{self.port}"
+
+    def bucket_url(self, bucket: str, prefix: str = "archive") -> str:
+        """A ``HELIOS_ARCHIVE_URL`` for a new bucket (created here) on this server."""
+        import boto3
+
+        boto3.client("s3", endpoint_url=f"http://{self.endpoint}", region_name="us-east-1",
+                     aws_access_key_id="test", aws_secret_access_key="test",  # noqa: S106 - moto
+                     ).create_bucket(Bucket=bucket)
+        return (f"s3://test:test@{bucket}/{prefix}?endpoint_override={self.endpoint}"
+                "&scheme=http&region=us-east-1")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server on a free port, started for this session."""
+    binary = shutil.which("moto_server")
+    if binary is None:
+        pytest.fail("moto_server is not installed; install the dev extra (moto[server]).")
+    port = free_port()
+    process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"moto_server did not listen on port {port} within 20 s")
+            time.sleep(0.1)
+    yield S3Server(port, process)
+    process.terminate()
+    process.wait(timeout=10)

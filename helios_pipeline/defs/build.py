@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from helios_pipeline.defs.archive import (
+    ARCHIVE_JOB,
+    ArchiveResource,
+    build_archive_asset,
+    build_archive_schedule,
+    symbol_month_partitions,
+)
 from helios_pipeline.defs.assets import build_candle_assets
 from helios_pipeline.defs.automation import (
     build_daily_schedule,
@@ -63,6 +70,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _cross_exchange_defs(settings, partitions),
         _realtime_defs(settings),
         _signal_defs(partitions),
+        _archive_defs(settings),
         dg.Definitions(resources=_resources(settings)),
         # The InfluxDB mirror is optional: it exists only when HELIOS_INFLUX_URL is set.
         *([build_influx_defs(settings)] if settings.influx_url else []),
@@ -81,11 +89,18 @@ def _resources(settings: Settings) -> dict[str, object]:
             data_dir=str(settings.data_dir), exchange=settings.exchange,
             redis_url=secret_config("HELIOS_REDIS_URL", settings.redis_url),
             hot_retention_minutes=settings.hot_retention_minutes,
-            keep_versions=settings.keep_versions, start_date=settings.start_date),
-        "candle_io_manager": CandleIOManager(data_dir=str(settings.data_dir),
-                                             storage_format=settings.storage_format),
+            keep_versions=settings.keep_versions, start_date=settings.start_date,
+            archive_url=secret_config("HELIOS_ARCHIVE_URL", settings.archive_url)),
+        "candle_io_manager": CandleIOManager(
+            data_dir=str(settings.data_dir), storage_format=settings.storage_format,
+            exchange=settings.exchange,
+            archive_url=secret_config("HELIOS_ARCHIVE_URL", settings.archive_url)),
         "alerts": AlertsResource(
             webhook_url=secret_config("HELIOS_ALERT_WEBHOOK_URL", settings.alert_webhook_url)),
+        "archive": ArchiveResource(
+            exchange=settings.exchange,
+            archive_url=secret_config("HELIOS_ARCHIVE_URL", settings.archive_url),
+            warm_days=settings.warm_days),
         "realtime": RealtimeMarketDataResource(
             redis_url=secret_config("HELIOS_REDIS_URL", settings.redis_url) or settings.redis_url,
             exchange=settings.exchange,
@@ -158,3 +173,13 @@ def _signal_defs(partitions: dg.MultiPartitionsDefinition) -> dg.Definitions:
         selection=dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks),
     )
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
+
+
+def _archive_defs(settings: Settings) -> dg.Definitions:
+    """The cold tier: monthly archive partitions and the daily tier-movement schedule."""
+    archive = build_archive_asset(symbol_month_partitions(settings.start_date))
+    job = dg.define_asset_job(ARCHIVE_JOB, selection=[archive],
+                              partitions_def=archive.partitions_def)
+    return dg.Definitions(
+        assets=[archive], jobs=[job],
+        schedules=[build_archive_schedule(ARCHIVE_JOB, settings.start_date, settings.warm_days)])

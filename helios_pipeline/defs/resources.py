@@ -170,12 +170,14 @@ class MarketDataQueryResource(dg.ConfigurableResource):  # type: ignore[type-arg
     hot_retention_minutes: int = 90
     keep_versions: int = 5
     start_date: str = "2017-08-17"
+    archive_url: str | None = None
 
     def query(self) -> MarketDataQuery:
         """A query over the configured tiers (close it when done)."""
         return MarketDataQuery(Path(self.data_dir), self.exchange, redis_url=self.redis_url,
                                hot_retention_minutes=self.hot_retention_minutes,
-                               keep_versions=self.keep_versions, start_date=self.start_date)
+                               keep_versions=self.keep_versions, start_date=self.start_date,
+                               archive_url=self.archive_url)
 
 
 class AlertsResource(dg.ConfigurableResource):  # type: ignore[type-arg]

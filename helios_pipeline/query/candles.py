@@ -1,7 +1,7 @@
 """Reading one symbol's candles for a span from every tier, for any timeframe.
 
-Stored timeframes (1m..1d) come from the warm daily files (and the cold archive, when one is
-configured); the part of the span no daily file covers yet (today) comes from the live 1m
+Stored timeframes (1m..1d) come from the warm daily files and, for days without one, the cold
+archive's monthly files; the part of the span neither covers yet (today) comes from the live 1m
 candles (Redis, then the rolling intraday file), aggregated when a longer timeframe is asked
 for. Other lengths (``30m``, ``2h``, ``1w``) are aggregated from the stitched 1m series. Only
 closed candles are returned: a bucket that ends after ``now`` is still forming.
@@ -26,10 +26,12 @@ from helios_pipeline.query.sources import (
     Span,
     clip,
     hot_table,
+    load_archive,
     load_current,
     load_warm,
     stitch,
 )
+from helios_pipeline.storage.archive import CandleArchive
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.current_candles import current_candles_path
 
@@ -45,12 +47,17 @@ class CandleReader:
         live: Redis's live 1m candles of a symbol (``None`` when no hot tier is configured).
         hot_window_ms: How far back Redis holds live candles.
         now_ms: The clock deciding which candles are closed.
+        archive: The cold tier's monthly files (``None``: no archive is read).
+        exchange: The primary venue: the archive names every venue, the daily folders only
+            the others (``qualifier``).
     """
 
     store: CandleStore
     live: Callable[[str], list[LiveCandle]] | None
     hot_window_ms: int
     now_ms: Callable[[], int]
+    archive: CandleArchive | None = None
+    exchange: str = "binance"
 
     def read(self, symbol: str, timeframe: Timeframe | Bucket, span: Span,
              qualifier: str | None) -> pa.Table:
@@ -68,6 +75,11 @@ class CandleReader:
                 now: int) -> pa.Table:
         warm, days = load_warm(self.store, symbol, timeframe, span, qualifier)
         parts = [warm]
+        if self.archive is not None:  # days without a daily file, inside an archived month
+            cold, archived = load_archive(self.archive, qualifier or self.exchange, symbol,
+                                          timeframe, span, days, now)
+            parts.append(cold)
+            days |= archived
         if timeframe is not Timeframe.M1:  # days stored as 1m only (not derived yet)
             rest = [d for d in span.days() if d not in days]
             minutes, more = load_warm(self.store, symbol, Timeframe.M1, span, qualifier, rest)

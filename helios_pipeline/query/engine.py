@@ -44,6 +44,7 @@ from helios_pipeline.query.sources import Span, tiered_frame
 from helios_pipeline.query.ticks import hourly_files, tick_frame
 from helios_pipeline.settings import Settings
 from helios_pipeline.signals.profile import VolumeProfile, volume_profile
+from helios_pipeline.storage.archive import CandleArchive
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore
@@ -67,13 +68,16 @@ class MarketDataQuery:
             searches.
         cache_ttl_s: Lifetime of cached answers; 0 turns the cache off.
         clock_ms: Milliseconds since the epoch (tests pass a fixed clock).
+        archive_url: The cold tier (``HELIOS_ARCHIVE_URL``); ``None``: ``{data_dir}/archive``.
     """
 
     def __init__(self, data_dir: Path | str, exchange: str = "binance", *,
                  redis_url: str | None = None, hot_retention_minutes: int = 90,
                  keep_versions: int = 5, start_date: str = "2017-08-17",
-                 cache_ttl_s: float = 1.0, clock_ms: Callable[[], int] | None = None) -> None:
+                 cache_ttl_s: float = 1.0, clock_ms: Callable[[], int] | None = None,
+                 archive_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.archive = CandleArchive.for_data_dir(self.data_dir, archive_url)
         self.exchange = exchange.lower()
         self.store = CandleStore(self.data_dir, keep_versions=keep_versions)
         self.catalog = MetadataStore(metadata_path(self.data_dir))
@@ -93,6 +97,7 @@ class MarketDataQuery:
             "exchange": settings.exchange, "redis_url": settings.redis_url,
             "hot_retention_minutes": settings.hot_retention_minutes,
             "keep_versions": settings.keep_versions, "start_date": settings.start_date,
+            "archive_url": settings.archive_url,
         }
         return cls(settings.data_dir, **{**arguments, **overrides})
 
@@ -157,7 +162,8 @@ class MarketDataQuery:
             key, lambda: tiered_frame(self._candles(unified, venue, frame_of, start_ms, end_ms,
                                                     count, at_ms), as_float),
             self._generation())
-        return frame.copy()  # the cached frame stays as computed, whatever the caller does
+        # the cached frame stays as computed, whatever the caller does (no cache: nothing to keep)
+        return frame.copy() if self.cache.ttl_s else frame
 
     def volume_profile(self, symbol: str, start: Moment, end: Moment | None = None,
                        bins: int | None = 50, bin_size: float | Decimal | None = None,
@@ -284,14 +290,16 @@ class MarketDataQuery:
         at = ms_to_datetime(at_ms)
         stored = Timeframe.M1 if isinstance(timeframe, Bucket) else timeframe
         wide = Span(timeframe.floor(span.start_ms), span.end_ms)
-        table = load_as_of(self.store, self.catalog, venue, symbol, stored, wide, at)
+        table = load_as_of(self.store, self.catalog, venue, symbol, stored, wide, at,
+                           self.archive)
         return aggregate_tiered(table, timeframe) if isinstance(timeframe, Bucket) else table
 
     def _reader(self) -> CandleReader:
         hot = self.hot
         live = None if hot is None else (
             lambda s: self._redis(lambda: hot.live_candles(s)))
-        return CandleReader(self.store, live, self._hot_ms, self._now)
+        return CandleReader(self.store, live, self._hot_ms, self._now, self.archive,
+                            self.exchange)
 
     def _venue(self, exchange: str | None) -> str:
         if exchange is None:

@@ -9,20 +9,26 @@ history`` lists a partition's versions and shows what changed (:func:`diff_table
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import pyarrow as pa
 
 from helios_pipeline.domain.columns import COMPARED_FIELDS, TIMESTAMP
-from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
+from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, day_start_ms, ms_to_datetime
 from helios_pipeline.query.sources import Span, clip, stitch, tiered
+from helios_pipeline.storage.archive import ArchivedMonth, CandleArchive, month_of
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
+from helios_pipeline.storage.versions import VersionNotKeptError
 
 
 def load_as_of(store: CandleStore, catalog: MetadataStore, exchange: str, symbol: str,
-               timeframe: Timeframe, span: Span, at: datetime) -> pa.Table:
-    """The span's candles as stored at ``at`` (warm tier only: live data has no versions).
+               timeframe: Timeframe, span: Span, at: datetime,
+               archive: CandleArchive | None = None) -> pa.Table:
+    """The span's candles as stored at ``at`` (stored tiers only: live data has no versions).
+
+    A version whose daily file was removed after archiving is read from the archive's month
+    file, which records the content hash of every daily file it was built from.
 
     Raises:
         VersionNotKeptError: A version the catalog names is no longer kept.
@@ -31,10 +37,45 @@ def load_as_of(store: CandleStore, catalog: MetadataStore, exchange: str, symbol
     if not days:
         return stitch([])
     records = catalog.partitions_as_of(exchange, symbol, timeframe, days[0], days[-1], at)
-    tables = [store.load_version(r.path, r.content_hash) for r in records]
+    months = _ArchivedDays(archive, exchange, symbol, timeframe)
+    tables = []
+    for record in records:
+        try:
+            tables.append(store.load_version(record.path, record.content_hash))
+        except VersionNotKeptError:
+            archived = months.day(record.day, record.content_hash)
+            if archived is None:
+                raise
+            tables.append(archived)
     if not tables:
         return stitch([])
     return tiered(clip(pa.concat_tables(tables), span), "warm")
+
+
+@dataclass
+class _ArchivedDays:
+    """Days of archive month files, each month read once."""
+
+    archive: CandleArchive | None
+    exchange: str
+    symbol: str
+    timeframe: Timeframe
+    months: dict[date, tuple[pa.Table, ArchivedMonth] | None] = field(default_factory=dict)
+
+    def day(self, day: date, content_hash: str) -> pa.Table | None:
+        """The day's rows if the archive holds the daily file with ``content_hash``."""
+        if self.archive is None:
+            return None
+        month = month_of(day)
+        if month not in self.months:
+            self.months[month] = self.archive.read_month_info(self.exchange, self.symbol,
+                                                              self.timeframe, month)
+        found = self.months[month]
+        if found is None or found[1].source_hashes.get(day) != content_hash:
+            return None
+        table = found[0]
+        start = day_start_ms(day)
+        return clip(table, Span(start, start + DAY_MS))
 
 
 @dataclass

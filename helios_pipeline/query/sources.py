@@ -16,6 +16,7 @@ Every table has :data:`~helios_pipeline.domain.schema.OHLCV_SCHEMA` plus a ``tie
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +31,7 @@ from helios_pipeline.domain.columns import TIMESTAMP
 from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.schema import OHLCV_SCHEMA
 from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, days_between
+from helios_pipeline.storage.archive import CandleArchive, month_of, next_month
 from helios_pipeline.storage.candle_codec import read_table, to_frame
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.current_candles import live_table
@@ -72,13 +74,30 @@ def load_warm(store: CandleStore, symbol: str, timeframe: Timeframe, span: Span,
               qualifier: str | None, days: Sequence[date] | None = None
               ) -> tuple[pa.Table, set[date]]:
     """The daily files of the span's days (or of ``days``); also which days have a file."""
-    tables, found = [], set()
-    for day in span.days() if days is None else days:
-        path = store.find(symbol, timeframe, day, qualifier)
-        if path is not None:
-            tables.append(read_table(path))
-            found.add(day)
-    return _tiered_concat(tables, "warm", span), found
+    paths = store.find_many(symbol, timeframe, span.days() if days is None else days, qualifier)
+    tables = [read_table(paths[day]) for day in sorted(paths)]
+    return _tiered_concat(tables, "warm", span), set(paths)
+
+
+def load_archive(archive: CandleArchive, exchange: str, symbol: str, timeframe: Timeframe,
+                 span: Span, have: set[date], now_ms: int) -> tuple[pa.Table, set[date]]:
+    """Archived candles of the span's days without a daily file; also which days it holds.
+
+    Only closed months are looked up (the archive holds nothing newer), one file per month.
+    """
+    today = date.fromordinal(date(1970, 1, 1).toordinal() + now_ms // DAY_MS)
+    months = sorted({month_of(d) for d in span.days() if d not in have})
+    tables, found = [], set[date]()
+    for month in months:
+        if next_month(month) > today:
+            break
+        month_file = archive.read_month_info(exchange, symbol, timeframe, month)
+        if month_file is not None:
+            tables.append(month_file[0])
+            found.update(d for d in month_file[1].days if d not in have)
+    if not tables:
+        return TIERED_SCHEMA.empty_table(), found
+    return _tiered_concat(tables, "archive", span), found
 
 
 def load_current(path: Path, span: Span) -> pa.Table:
@@ -106,18 +125,30 @@ def stitch(tables: Sequence[pa.Table]) -> pa.Table:
 
     Where tiers overlap, the row of the most authoritative tier (lowest ``tier``) is kept.
     """
-    tables = [t for t in tables if t.num_rows]
+    tables = sorted((t for t in tables if t.num_rows), key=_first_ms)
     if not tables:
         return TIERED_SCHEMA.empty_table()
     if len(tables) == 1:
         return tables[0]
     table = pa.concat_tables(tables)
+    if all(_last_ms(a) < _first_ms(b) for a, b in itertools.pairwise(tables)):
+        return table  # tiers that do not overlap (archive, then warm days): already in order
     order = pc.sort_indices(table, [(TIMESTAMP, "ascending"), (TIER, "ascending")])
     table = table.take(order)
     times = table.column(TIMESTAMP).cast(pa.int64()).to_numpy()
     first = np.ones(times.size, dtype=bool)
     first[1:] = times[1:] != times[:-1]
     return table.filter(pa.array(first)) if not first.all() else table
+
+
+def _first_ms(table: pa.Table) -> int:
+    value: int = table.column(TIMESTAMP)[0].cast(pa.int64()).as_py()
+    return value
+
+
+def _last_ms(table: pa.Table) -> int:
+    value: int = table.column(TIMESTAMP)[-1].cast(pa.int64()).as_py()
+    return value
 
 
 def _tiered_concat(tables: list[pa.Table], tier: str, span: Span) -> pa.Table:

@@ -47,6 +47,7 @@ from helios_pipeline.domain.schema import (
     VALIDATION_TYPES,
 )
 from helios_pipeline.domain.timeframe import ms_to_datetime
+from helios_pipeline.storage.decimal_float import decimal_to_float
 
 FLAG_SEPARATOR = ";"  # anomaly flags in CSV; rule names never contain it
 
@@ -386,10 +387,9 @@ def to_frame(table: pa.Table, as_float: bool) -> pd.DataFrame:
     """
     int_dtypes = {pa.int64(): pd.Int64Dtype()}
     if as_float:
-        # decimal -> text -> float64 is correctly rounded; a direct decimal cast may be off an ulp.
+        # correctly rounded (``storage.decimal_float``); a direct decimal cast may be off an ulp.
         for name in DECIMAL_COLUMNS:
             index = table.schema.get_field_index(name)
-            floats = table.column(name).cast(pa.string()).cast(pa.float64())
-            table = table.set_column(index, name, floats)
+            table = table.set_column(index, name, decimal_to_float(table.column(name)))
     result: pd.DataFrame = table.to_pandas(types_mapper=int_dtypes.get)
     return result.set_index(TIMESTAMP)

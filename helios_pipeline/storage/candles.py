@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import groupby
 from operator import attrgetter
 from pathlib import Path
 
@@ -67,7 +69,7 @@ from helios_pipeline.storage.candle_codec import (
     to_frame,
     to_table,
 )
-from helios_pipeline.storage.paths import ohlcv_path, ohlcv_paths
+from helios_pipeline.storage.paths import month_dir, ohlcv_file_name, ohlcv_path, ohlcv_paths
 from helios_pipeline.storage.versions import DEFAULT_KEEP, VersionStore
 
 __all__ = [
@@ -151,6 +153,27 @@ class CandleStore:
             if path.is_file():
                 return path
         return None
+
+    def find_many(
+        self, symbol: str, timeframe: Timeframe, days: Sequence[date], exchange: str | None = None
+    ) -> dict[date, Path]:
+        """:meth:`find` of many days, listing each month folder once instead of a stat per day."""
+        found: dict[date, Path] = {}
+        order = (self._fmt, *(f for f in FILE_FORMATS if f != self._fmt))
+        for _, group in groupby(days, key=lambda d: (d.year, d.month)):
+            month = list(group)
+            folder = month_dir(self._data_dir, symbol, month[0], exchange)
+            try:
+                with os.scandir(folder) as entries:
+                    names = {entry.name for entry in entries}
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for day in month:
+                name = next((n for n in (ohlcv_file_name(timeframe, day, f) for f in order)
+                             if n in names), None)
+                if name is not None:
+                    found[day] = folder / name
+        return found
 
     def store(
         self,

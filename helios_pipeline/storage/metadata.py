@@ -33,7 +33,7 @@ from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe
 from helios_pipeline.storage.candle_codec import decimal_text
 from helios_pipeline.storage.candles import StoredPartition
 
-SCHEMA_VERSION = 2  # 2: partitions.quarantined
+SCHEMA_VERSION = 3  # 2: partitions.quarantined; 3: archive_months
 
 # What ``json.dumps`` accepts; configs are read back as plain dicts, lists and scalars.
 JsonValue = None | bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
@@ -83,6 +83,19 @@ CREATE TABLE IF NOT EXISTS partitions (
     PRIMARY KEY (exchange, symbol, timeframe, day, version)
 );
 CREATE INDEX IF NOT EXISTS partitions_by_day ON partitions (day);
+CREATE TABLE IF NOT EXISTS archive_months (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    month TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    days TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    path TEXT NOT NULL,
+    archived_at TEXT NOT NULL,
+    daily_removed TEXT NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe, month)
+);
 """
 
 _MARKET_DECIMALS = ("tick_size", "lot_size", "min_qty", "max_qty", "min_notional")
@@ -107,6 +120,8 @@ _IS_LATEST = """version = (
     SELECT MAX(q.version) FROM partitions q WHERE q.exchange = partitions.exchange
     AND q.symbol = partitions.symbol AND q.timeframe = partitions.timeframe
     AND q.day = partitions.day)"""
+_ARCHIVE_REMOVED = ("SELECT daily_removed FROM archive_months WHERE exchange = ? AND symbol = ? "
+                    "AND timeframe = ? AND month = ?")
 _ORDER = " ORDER BY exchange, symbol, timeframe, day, version"
 _TOUCH = f"UPDATE partitions SET last_verified_at = ? WHERE {_KEY} AND version = ?"  # noqa: S608
 _INSERT_PARTITION = (
@@ -191,6 +206,36 @@ class PartitionWrite:
     stored: StoredPartition
     source: str
     quarantined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """One verified month of the cold archive (``storage.archive``) in the catalog.
+
+    Attributes:
+        exchange: ccxt exchange id.
+        symbol: ccxt unified symbol.
+        timeframe: Candle length.
+        month: First day of the month.
+        rows: Candles in the month file.
+        days: Days whose daily files it holds.
+        content_hash: The month's content hash (``storage.archive.table_hash``).
+        path: The month file (on its filesystem).
+        archived_at: When it was last written and verified (UTC).
+        daily_removed: Days whose daily files were removed after verification (all of them
+            over the runs so far).
+    """
+
+    exchange: str
+    symbol: str
+    timeframe: Timeframe
+    month: date
+    rows: int
+    days: tuple[date, ...]
+    content_hash: str
+    path: str
+    archived_at: datetime
+    daily_removed: tuple[date, ...] = ()
 
 
 class MetadataStore:
@@ -414,6 +459,40 @@ class MetadataStore:
                 newest[record.day] = record
         return [newest[day] for day in sorted(newest)]
 
+    # -- cold archive ----------------------------------------------------------------------------
+
+    def record_archive(self, record: ArchiveRecord) -> None:
+        """Record a verified archive month (replacing the month's earlier record).
+
+        Days removed in earlier runs stay listed in ``daily_removed``.
+        """
+        key = (record.exchange, record.symbol, record.timeframe.value, record.month.isoformat())
+        with self._connect() as conn, _transaction(conn):
+            row = conn.execute(_ARCHIVE_REMOVED, key).fetchone()
+            removed = set(record.daily_removed) | {
+                date.fromisoformat(d) for d in (json.loads(row[0]) if row else [])}
+            conn.execute(
+                "INSERT OR REPLACE INTO archive_months VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, record.rows, json.dumps([d.isoformat() for d in record.days]),
+                 record.content_hash, record.path, record.archived_at.astimezone(UTC).isoformat(),
+                 json.dumps(sorted(d.isoformat() for d in removed))))
+
+    def archive_months(self, exchange: str, symbol: str | None = None,
+                       timeframe: Timeframe | None = None) -> list[ArchiveRecord]:
+        """Recorded archive months of an exchange (optionally one symbol / timeframe), by month."""
+        sql = ("SELECT * FROM archive_months WHERE exchange = ? AND (? IS NULL OR symbol = ?) "
+               "AND (? IS NULL OR timeframe = ?) ORDER BY symbol, timeframe, month")
+        tf = None if timeframe is None else timeframe.value
+        with self._connect() as conn:
+            rows = conn.execute(sql, (exchange, symbol, symbol, tf, tf)).fetchall()
+        return [ArchiveRecord(
+            exchange=r[0], symbol=r[1], timeframe=Timeframe(r[2]),
+            month=date.fromisoformat(r[3]), rows=r[4],
+            days=tuple(date.fromisoformat(d) for d in json.loads(r[5])), content_hash=r[6],
+            path=r[7], archived_at=datetime.fromisoformat(r[8]),
+            daily_removed=tuple(date.fromisoformat(d) for d in json.loads(r[9])),
+        ) for r in rows]
+
     # -- internals -------------------------------------------------------------------------------
 
     @contextmanager
@@ -466,7 +545,11 @@ def _select(
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a version-1 database to the current schema (v2 added partitions.quarantined)."""
+    """Bring an older database to the current schema.
+
+    v2 added ``partitions.quarantined``; v3 the ``archive_months`` table, which
+    ``_create_schema`` creates on every open.
+    """
     columns = {row[1] for row in conn.execute("PRAGMA table_info(partitions)")}
     if "quarantined" not in columns:
         conn.execute("ALTER TABLE partitions ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0")

@@ -72,8 +72,12 @@ def ohlcv_path(
         fmt: ``parquet`` or ``csv``; the file extension.
         exchange: Exchange-qualifies the symbol folder when given.
     """
-    name = f"ohlcv_{timeframe.value}_{day:%Y%m%d}.{_extension(fmt)}"
-    return month_dir(data_dir, symbol, day, exchange) / name
+    return month_dir(data_dir, symbol, day, exchange) / ohlcv_file_name(timeframe, day, fmt)
+
+
+def ohlcv_file_name(timeframe: Timeframe, day: date, fmt: StorageFormat) -> str:
+    """Name of a daily candle partition inside its month folder, ``ohlcv_1m_20240131.parquet``."""
+    return f"ohlcv_{timeframe.value}_{day:%Y%m%d}.{_extension(fmt)}"
 
 
 def ohlcv_paths(

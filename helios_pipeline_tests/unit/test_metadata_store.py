@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe, day_start_ms
 from helios_pipeline.storage.candles import CandleStore, StoredPartition
 from helios_pipeline.storage.metadata import (
     SCHEMA_VERSION,
+    ArchiveRecord,
     JsonValue,
     MetadataError,
     MetadataStore,
@@ -75,7 +77,7 @@ def stored(content_hash: str, rows: int = 1440, ranges: tuple[tuple[int, int], .
 
 def test_first_open_creates_schema_in_wal_mode(meta: MetadataStore) -> None:
     assert meta.path.is_file()
-    assert meta.schema_version() == SCHEMA_VERSION == 2
+    assert meta.schema_version() == SCHEMA_VERSION == 3
     with sqlite3.connect(meta.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -91,7 +93,7 @@ def test_a_version_1_catalog_is_migrated_and_keeps_its_rows(tmp_path: Path) -> N
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version VALUES (1, '2026-11-01T00:00:00+00:00')")
     migrated = MetadataStore(path)
-    assert migrated.schema_version() == 2
+    assert migrated.schema_version() == SCHEMA_VERSION
     record = migrated.latest_partition("binance", "BTC/USDT", Timeframe.M1, DAY)
     assert record is not None
     assert (record.content_hash, record.quarantined) == ("a", 0)
@@ -306,3 +308,26 @@ def test_concurrent_writers_get_distinct_consecutive_versions(meta: MetadataStor
     history = meta.partition_history("binance", "BTC/USDT", Timeframe.M1, DAY)
     assert [r.version for r in history] == list(range(1, 9))
     assert len({r.content_hash for r in history}) == 8
+
+
+def test_a_version_2_catalog_gains_the_archive_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite"
+    MetadataStore(path).record_partition("binance", "BTC/USDT", Timeframe.M1, DAY, stored("a"),
+                                         "t")
+    with sqlite3.connect(path) as conn:  # what version 2 looked like: no archive_months
+        conn.execute("DROP TABLE archive_months")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (2, '2026-11-01T00:00:00+00:00')")
+    migrated = MetadataStore(path)
+    assert migrated.schema_version() == SCHEMA_VERSION == 3
+    month = DAY.replace(day=1)
+    first = ArchiveRecord("binance", "BTC/USDT", Timeframe.M1, month, 1440, (DAY,), "h1", "p",
+                          datetime(2026, 12, 1, tzinfo=UTC), daily_removed=(DAY,))
+    migrated.record_archive(first)
+    # A later run over the same month (say with one more day) keeps the removed days listed.
+    later = replace(first, rows=2880, content_hash="h2", daily_removed=())
+    migrated.record_archive(later)
+    (record,) = migrated.archive_months("binance", "BTC/USDT", Timeframe.M1)
+    assert (record.rows, record.content_hash, record.daily_removed) == (2880, "h2", (DAY,))
+    assert migrated.archive_months("okx") == []
+    assert migrated.latest_partition("binance", "BTC/USDT", Timeframe.M1, DAY) is not None
