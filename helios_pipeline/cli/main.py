@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from helios_pipeline.cli import backfill, backup, demo, history, sim, stream, ui
+from helios_pipeline.cli import backfill, backup, demo, history, serve, sim, stream, tokens, ui
 from helios_pipeline.cli.common import CliError, console
 from helios_pipeline.domain.symbols import SymbolError
 from helios_pipeline.settings import Settings, SettingsError
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (demo, sim, backfill, history, backup, ui, stream):
+    for command in (demo, sim, backfill, history, backup, ui, stream, tokens, serve):
         command.add_parser(sub)
     return parser
 
