@@ -1,0 +1,115 @@
+"""``helios tokens`` and ``helios serve`` as a user runs them: separate processes, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from helios_pipeline.domain.ticks import Tick
+from helios_pipeline.domain.timeframe import datetime_to_ms
+from helios_pipeline.storage.hot.store import HotStore
+from helios_pipeline_tests.conftest import free_port
+
+
+def helios(root: Path, *args: str, redis_url: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "helios_pipeline.cli", *args],
+                          env=_env(root, redis_url), capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _env(root: Path, redis_url: str) -> dict[str, str]:
+    return {**os.environ, "HELIOS_DATA_DIR": str(root), "HELIOS_REDIS_URL": redis_url}
+
+
+def get(url: str, token: str) -> tuple[int, Any]:
+    request = urllib.request.Request(  # noqa: S310 - http only
+        url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http only
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_tokens_are_created_listed_and_revoked_and_the_secret_is_shown_once(
+        tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    created = helios(root, "tokens", "create", "dash", "--symbols", "BTC/USDT,ETHUSDT",
+                     "--kinds", "price,ohlcv", "--rate", "30", "--expires", "2027-01-01")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("hel_")
+    assert len(secret) > 40
+    listed = helios(root, "tokens", "list")
+    assert "dash" in listed.stdout
+    assert "BTC/USDT,ETH/USDT" in listed.stdout
+    assert "2027-01-01" in listed.stdout
+    assert "active" in listed.stdout
+    stored = (root / "api_tokens.sqlite").read_bytes()
+    assert secret.encode() not in stored
+    assert secret not in listed.stdout
+    assert helios(root, "tokens", "revoke", "dash").returncode == 0
+    assert "revoked" in helios(root, "tokens", "list").stdout
+    for bad, words in (
+            (["create", "dash"], "exists already"),
+            (["create", "x", "--kinds", "price,trades"], "Unknown kinds trades"),
+            (["create", "x", "--tiers", "cold"], "Unknown tiers cold"),
+            (["create", "x", "--rate", "0"], "positive number"),
+            (["create", "x", "--expires", "soon"], "not a day or time"),
+            (["revoke", "nobody"], "No token named 'nobody'")):
+        refused = helios(root, "tokens", *bad)
+        assert refused.returncode == 2, bad
+        assert words in refused.stdout + refused.stderr, bad
+        assert "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_helios_serve_answers_and_records_each_request(tmp_path: Path, redis_url: str) -> None:
+    root = tmp_path / "data"
+    hot = HotStore(redis_url, exchange="binance")
+    now = datetime_to_ms(datetime.now(UTC))
+    price = Decimal("3001.125")
+    hot.append([Tick("binance", "ETH/USDT", "ticker", now - 500, now * 1000, price,
+                     Decimal("5"), price, price, event_id=1, seq=now * 1000)])
+    hot.close()
+    secret = helios(root, "tokens", "create", "bot", "--symbols", "ETH/USDT",
+                    "--kinds", "price").stdout.strip().splitlines()[-1]
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "helios_pipeline.cli", "serve", "--port", str(port)],
+        env=_env(root, redis_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = get(f"{base}/v1/price/ETH-USDT", secret)
+                break
+            except urllib.error.URLError:
+                assert server.poll() is None, server.communicate()
+                assert time.monotonic() < deadline, "helios serve did not listen within 60 s"
+                time.sleep(0.2)
+        assert answer == (200, {"symbol": "ETH/USDT", "exchange": "binance",
+                                "price": "3001.125", "tier": "hot"})
+        assert get(f"{base}/v1/price/BTC-USDT", secret)[0] == 403
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    log = root / "system" / "api_access" / "access.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["token"], r["symbol"], r["status"]) for r in records] == [
+        ("bot", "ETH/USDT", 200), ("bot", "BTC/USDT", 403)]
+    for bad in (["--port", "0"], ["--port", "http"], ["--query-timeout", "inf"],
+                ["--query-timeout", "nan"]):
+        refused = helios(root, "serve", *bad)
+        assert refused.returncode == 2, bad
+        assert "Traceback" not in refused.stderr
