@@ -80,11 +80,11 @@ class Gate:
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.config.rate_window_s)
 
-    def admit(self, request: Request, kind: str, symbol: str | None = None) -> Token:
-        """The request's token, once it may ask for ``kind`` (and ``symbol``) now.
+    def admit(self, request: Request, kind: str) -> Token:
+        """The request's token, once it may ask for ``kind`` now.
 
         Raises:
-            ApiError: 401, 429 or 403, with what to do.
+            ApiError: 401 (token), 429 (rate) or 403 (kind), in that order.
         """
         token = self._authenticate(request)
         request.state.token = token.name
@@ -96,10 +96,21 @@ class Gate:
         if kind not in token.scope.kinds:
             raise ApiError(403, f"Token {token.name!r} may not read {kind} data (its kinds: "
                                 f"{', '.join(sorted(token.scope.kinds))}).")
-        if symbol is not None and not token.scope.allows_symbol(symbol):
+        return token
+
+    def admit_symbol(self, request: Request, kind: str, text: str) -> tuple[Token, str]:
+        """:meth:`admit`, then the unified symbol of ``text`` if the token covers it.
+
+        Raises:
+            ApiError: As :meth:`admit`, then 400 (not a symbol) or 403 (symbol).
+        """
+        request.state.symbol = _unified(text) or text  # recorded as asked, whatever the outcome
+        token = self.admit(request, kind)
+        symbol = symbol_arg(text)
+        if not token.scope.allows_symbol(symbol):
             raise ApiError(403, f"Token {token.name!r} may not read {symbol} (its symbols: "
                                 f"{token.scope.describe()['symbols']}).")
-        return token
+        return token, symbol
 
     async def run(self, call: Callable[[], T]) -> T:
         """``call()`` in a worker thread under the query deadline, errors mapped to statuses."""
@@ -132,27 +143,24 @@ class Gate:
             raise ApiError(401, str(exc), challenge) from None
 
 
-def path_symbol(request: Request) -> str:
-    """The unified symbol of the path (``BTC-USDT``, ``BTCUSDT`` or ``btc-usdt``).
+def symbol_arg(text: str) -> str:
+    """The unified symbol of ``text`` (``BTC-USDT``, ``BTCUSDT`` or ``btc-usdt``).
 
     Raises:
         ApiError: 400 when it is not a symbol.
     """
-    return symbol_of(request, request.path_params["symbol"])
-
-
-def symbol_of(request: Request, text: str) -> str:
-    """``text`` as a unified symbol, remembered for the access record.
-
-    Raises:
-        ApiError: 400 when it is not a symbol.
-    """
-    try:
-        symbol = normalize_symbol(text.replace("-", "/"))
-    except SymbolError as exc:
-        raise ApiError(400, f"symbol {text!r}: {exc} Write it as BTC-USDT or BTCUSDT.") from None
-    request.state.symbol = symbol
+    symbol = _unified(text)
+    if symbol is None:
+        raise ApiError(400, f"symbol {text!r} is not a symbol: write it as BTC-USDT or "
+                            "BTCUSDT.")
     return symbol
+
+
+def _unified(text: str) -> str | None:
+    try:
+        return normalize_symbol(text.replace("-", "/"))
+    except SymbolError:
+        return None
 
 
 def _check_tiers(token: Token, tiers: set[str]) -> None:
@@ -166,8 +174,7 @@ def _check_tiers(token: Token, tiers: set[str]) -> None:
 async def price(request: Request) -> Response:
     """``GET /v1/price/{symbol}``: the newest traded price, from the hot tier."""
     gate: Gate = request.app.state.gate
-    symbol = path_symbol(request)
-    token = gate.admit(request, "price", symbol)
+    token, symbol = gate.admit_symbol(request, "price", request.path_params["symbol"])
     _check_tiers(token, {"hot"})
     exchange = request.query_params.get("exchange")
     value = await gate.run(lambda: gate.query.latest_price(symbol, exchange))
@@ -181,8 +188,7 @@ async def price(request: Request) -> Response:
 async def ohlcv(request: Request) -> Response:
     """``GET /v1/ohlcv/{symbol}``: closed candles in ``[start, end)`` or the last ``limit``."""
     gate: Gate = request.app.state.gate
-    symbol = path_symbol(request)
-    token = gate.admit(request, "ohlcv", symbol)
+    token, symbol = gate.admit_symbol(request, "ohlcv", request.path_params["symbol"])
     params = request.query_params
     timeframe, exchange = params.get("timeframe", "1m"), params.get("exchange")
     start, end, limit = (_moment(params.get("start")), _moment(params.get("end")),
@@ -201,18 +207,18 @@ async def ohlcv(request: Request) -> Response:
 async def quality(request: Request) -> Response:
     """``GET /v1/quality/{day}``: the day's data-quality status for the token's symbols."""
     gate: Gate = request.app.state.gate
-    day = _day(request.path_params["day"])
     wanted = request.query_params.get("symbol")
-    symbol = None if wanted is None else symbol_of(request, wanted)
-    token = gate.admit(request, "quality", symbol)
+    token, symbol = ((gate.admit(request, "quality"), None) if wanted is None
+                     else gate.admit_symbol(request, "quality", wanted))
+    day = _day(request.path_params["day"])
     venue = Venue(gate.query.exchange, gate.query.data_dir)
-    stored = {p.symbol for p in gate.query.catalog.list_partitions(
-        exchange=venue.exchange, timeframe=Timeframe.M1, start=day, end=day)}
+    stored = await gate.run(lambda: {p.symbol for p in gate.query.catalog.list_partitions(
+        exchange=venue.exchange, timeframe=Timeframe.M1, start=day, end=day)})
     symbols = sorted(s for s in ({symbol} if symbol else stored) if token.scope.allows_symbol(s))
     if not symbols or (symbol is not None and symbol not in stored):
-        raise ApiError(404, f"No stored 1m data on {venue.exchange} for {day} "
-                            f"{'for ' + symbol if symbol else 'for the symbols this token reads'}"
-                            "; backfill the day first.")
+        whose = f"for {symbol}" if symbol else "for the symbols this token reads"
+        raise ApiError(404, f"No stored 1m data on {venue.exchange} for {day} {whose}; "
+                            "backfill the day first.")
     summary = await gate.run(lambda: summarize_day(venue, symbols, day))
     report = quality_report_path(venue.data_dir, day)
     return JSONResponse({"day": day.isoformat(), "exchange": venue.exchange,
@@ -222,8 +228,7 @@ async def quality(request: Request) -> Response:
 async def indicators(request: Request) -> Response:
     """``GET /v1/indicators/{symbol}``: technical indicators, once the signals package is in."""
     gate: Gate = request.app.state.gate
-    symbol = path_symbol(request)
-    gate.admit(request, "indicators", symbol)
+    _, symbol = gate.admit_symbol(request, "indicators", request.path_params["symbol"])
     provider = gate.indicators
     if provider is None:
         raise ApiError(501, "Indicators are not served yet: this build has no indicator "

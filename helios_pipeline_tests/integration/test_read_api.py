@@ -248,7 +248,11 @@ def test_bad_arguments_are_400_with_the_query_layers_message(api: Api) -> None:
         answer = api.get(path, token)
         assert answer.status == 400, (path, answer.body)
         assert words in answer.body["error"], (path, answer.body)
-    assert [r["status"] for r in api.records()] == [400] * len(cases)
+    unauthenticated = api.get("/v1/ohlcv/B@D?limit=0")  # the token is checked first
+    assert unauthenticated.status == 401
+    records = api.records()
+    assert [r["status"] for r in records] == [400] * len(cases) + [401]
+    assert [r["symbol"] for r in records][-3:] == ["B@D", None, "B@D"]  # as asked
 
 
 def test_quality_status_and_the_indicator_seam(api: Api) -> None:
