@@ -29,7 +29,7 @@ from helios_pipeline.api.limits import RateLimiter, retry_after
 from helios_pipeline.api.middleware import AccessMiddleware
 from helios_pipeline.api.openapi import openapi_document
 from helios_pipeline.api.tokens import AuthError, Token, TokenStore
-from helios_pipeline.api.views import candles_json, json_value, quality_json
+from helios_pipeline.api.views import candles_json, decimal_text, json_value, quality_json
 from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.quality.daily import Venue, summarize_day
@@ -182,7 +182,7 @@ async def price(request: Request) -> Response:
         raise ApiError(404, f"No price for {symbol} in the hot tier: the stream service has not "
                             "written one (is `helios stream` running for it?).")
     return JSONResponse({"symbol": symbol, "exchange": exchange or gate.query.exchange,
-                         "price": str(value), "tier": "hot"})
+                         "price": decimal_text(value), "tier": "hot"})
 
 
 async def ohlcv(request: Request) -> Response:

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from helios_pipeline.quality.monitor import QualitySummary, SymbolQuality
@@ -22,7 +23,7 @@ def json_value(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if isinstance(value, float):
         return None if math.isnan(value) else value
     if isinstance(value, datetime):
@@ -32,15 +33,38 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def decimal_text(value: Decimal) -> str:
+    """The exact value in plain notation, without the storage scale's trailing zeros.
+
+    ``Decimal("18865.580000000000000000")`` -> ``"18865.58"``, ``Decimal("1E-8")`` ->
+    ``"0.00000001"`` (never an exponent, which some JSON clients would turn into a float).
+    """
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def candles_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """One object per candle: ``time`` (UTC open time, ISO 8601) and :data:`CANDLE_FIELDS`."""
+    """One object per candle: ``time`` (UTC open time, ISO 8601) and :data:`CANDLE_FIELDS`.
+
+    Built column by column (a day of 1m candles is 1,440 x 9 values).
+    """
     fields = [name for name in CANDLE_FIELDS if name in frame.columns]
-    rows: list[dict[str, Any]] = []
-    for moment, values in zip(frame.index, frame[fields].itertuples(index=False), strict=True):
-        row: dict[str, Any] = {"time": pd.Timestamp(moment).isoformat()}
-        row.update({name: json_value(value) for name, value in zip(fields, values, strict=True)})
-        rows.append(row)
-    return rows
+    index = pd.DatetimeIndex(frame.index).tz_convert("UTC").tz_localize(None)
+    times = [f"{text}+00:00" for text in np.datetime_as_string(index.to_numpy(), unit="s")]
+    columns = [_column(frame[name]) for name in fields]
+    return [{"time": moment, **dict(zip(fields, values, strict=True))}
+            for moment, *values in zip(times, *columns, strict=True)]
+
+
+def _column(series: pd.Series) -> list[Any]:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return [None if value is None or value != value else str(value)
+                for value in series.astype(object).tolist()]
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if series.dtype == object:
+        return [decimal_text(value) if isinstance(value, Decimal) else json_value(value)
+                for value in values]
+    return [json_value(value) for value in values]
 
 
 def quality_json(summary: QualitySummary) -> dict[str, Any]:
