@@ -59,4 +59,5 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(f"Cannot serve on {args.host}:{args.port}: {exc}") from None
     finally:
         query.close()
+        tokens.close()
     return 0

@@ -87,6 +87,7 @@ class Api:
         self.server.should_exit = True
         self.thread.join(timeout=20)
         self.query.close()
+        self.tokens.close()
 
     def token(self, name: str, symbols: str = "*", kinds: str = "price,ohlcv,quality",
               tiers: str = "*", rate: int = 1000, expires: datetime | None = None) -> str:
@@ -198,7 +199,9 @@ def test_out_of_scope_symbol_kind_and_tier_are_forbidden(api: Api) -> None:
 def test_missing_malformed_unknown_expired_and_revoked_tokens_are_refused(api: Api) -> None:
     expired = api.token("old", expires=datetime.now(UTC) - timedelta(seconds=1))
     revoked = api.token("gone")
-    api.tokens.revoke("gone")
+    elsewhere = TokenStore(api.tokens.path)  # as `helios tokens revoke` does, in its process
+    elsewhere.revoke("gone")
+    elsewhere.close()
     answers = {
         "missing": api.get("/v1/price/BTC-USDT"),
         "scheme": api.get("/v1/price/BTC-USDT", headers={"Authorization": "Token abc"}),
