@@ -1,4 +1,4 @@
-"""``helios tokens`` and ``helios serve`` as a user runs them: separate processes, real HTTP."""
+"""``helios tokens`` and ``helios serve`` as a user runs them; the server in its own process."""
 
 from __future__ import annotations
 
@@ -10,25 +10,39 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from helios_pipeline.api.tokens import Scope, TokenStore, tokens_path
+from helios_pipeline.cli.main import main
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import datetime_to_ms
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline_tests.conftest import free_port
 
-
-def helios(root: Path, *args: str, redis_url: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "helios_pipeline.cli", *args],
-                          env=_env(root, redis_url), capture_output=True, text=True,
-                          timeout=120, check=False)
+Run = Callable[..., tuple[int, str]]
 
 
-def _env(root: Path, redis_url: str) -> dict[str, str]:
-    return {**os.environ, "HELIOS_DATA_DIR": str(root), "HELIOS_REDIS_URL": redis_url}
+@pytest.fixture
+def helios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+           capsys: pytest.CaptureFixture[str]) -> Run:
+    """``helios ARGS...`` in this process against ``tmp_path/data``: (exit code, output)."""
+    monkeypatch.setenv("HELIOS_DATA_DIR", str(tmp_path / "data"))
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            code = main(list(args))
+        except SystemExit as done:  # argparse refuses bad arguments with exit code 2
+            code = int(done.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run
 
 
 def get(url: str, token: str) -> tuple[int, Any]:
@@ -42,38 +56,46 @@ def get(url: str, token: str) -> tuple[int, Any]:
 
 
 def test_tokens_are_created_listed_and_revoked_and_the_secret_is_shown_once(
-        tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    created = helios(root, "tokens", "create", "dash", "--symbols", "BTC/USDT,ETHUSDT",
-                     "--kinds", "price,ohlcv", "--rate", "30", "--expires", "2027-01-01")
-    assert created.returncode == 0, created.stderr
-    secret = created.stdout.strip().splitlines()[-1]
+        tmp_path: Path, helios: Run) -> None:
+    code, out = helios("tokens", "create", "dash", "--symbols", "BTC/USDT,ETHUSDT",
+                       "--kinds", "price,ohlcv", "--rate", "30", "--expires", "2027-01-01")
+    assert code == 0, out
+    secret = out.strip().splitlines()[-1]
     assert secret.startswith("hel_")
     assert len(secret) > 40
-    listed = helios(root, "tokens", "list")
-    assert "dash" in listed.stdout
-    assert "BTC/USDT,ETH/USDT" in listed.stdout
-    assert "2027-01-01" in listed.stdout
-    assert "active" in listed.stdout
-    stored = (root / "api_tokens.sqlite").read_bytes()
-    assert secret.encode() not in stored
-    assert secret not in listed.stdout
-    assert helios(root, "tokens", "revoke", "dash").returncode == 0
-    assert "revoked" in helios(root, "tokens", "list").stdout
+    _, listed = helios("tokens", "list")
+    assert "dash" in listed
+    assert "BTC/USDT,ETH/USDT" in listed
+    assert "2027-01-01" in listed
+    assert "active" in listed
+    assert secret not in listed
+    assert secret.encode() not in (tmp_path / "data" / "api_tokens.sqlite").read_bytes()
+    assert helios("tokens", "revoke", "dash")[0] == 0
+    assert "revoked" in helios("tokens", "list")[1]
     for bad, words in (
             (["create", "dash"], "exists already"),
             (["create", "x", "--kinds", "price,trades"], "Unknown kinds trades"),
             (["create", "x", "--tiers", "cold"], "Unknown tiers cold"),
+            (["create", "x", "--symbols", "B@D"], "B@D"),
             (["create", "x", "--rate", "0"], "positive number"),
             (["create", "x", "--expires", "soon"], "not a day or time"),
             (["revoke", "nobody"], "No token named 'nobody'")):
-        refused = helios(root, "tokens", *bad)
-        assert refused.returncode == 2, bad
-        assert words in refused.stdout + refused.stderr, bad
-        assert "Traceback" not in refused.stdout + refused.stderr
+        code, out = helios("tokens", *bad)
+        assert code == 2, bad
+        assert words in out, bad
+        assert "Traceback" not in out
+
+
+def test_bad_serve_options_are_refused(helios: Run) -> None:
+    for bad in (["--port", "0"], ["--port", "http"], ["--query-timeout", "inf"],
+                ["--query-timeout", "nan"], ["--query-timeout", "0"]):
+        code, out = helios("serve", *bad)
+        assert code == 2, bad
+        assert "Traceback" not in out
 
 
 def test_helios_serve_answers_and_records_each_request(tmp_path: Path, redis_url: str) -> None:
+    """The real thing: ``helios serve`` in its own process, asked over HTTP."""
     root = tmp_path / "data"
     hot = HotStore(redis_url, exchange="binance")
     now = datetime_to_ms(datetime.now(UTC))
@@ -81,12 +103,12 @@ def test_helios_serve_answers_and_records_each_request(tmp_path: Path, redis_url
     hot.append([Tick("binance", "ETH/USDT", "ticker", now - 500, now * 1000, price,
                      Decimal("5"), price, price, event_id=1, seq=now * 1000)])
     hot.close()
-    secret = helios(root, "tokens", "create", "bot", "--symbols", "ETH/USDT",
-                    "--kinds", "price").stdout.strip().splitlines()[-1]
+    secret = TokenStore(tokens_path(root)).create("bot", Scope.parse("ETH/USDT", "price"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "helios_pipeline.cli", "serve", "--port", str(port)],
-        env=_env(root, redis_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "HELIOS_DATA_DIR": str(root), "HELIOS_REDIS_URL": redis_url},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -108,8 +130,3 @@ def test_helios_serve_answers_and_records_each_request(tmp_path: Path, redis_url
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["token"], r["symbol"], r["status"]) for r in records] == [
         ("bot", "ETH/USDT", 200), ("bot", "BTC/USDT", 403)]
-    for bad in (["--port", "0"], ["--port", "http"], ["--query-timeout", "inf"],
-                ["--query-timeout", "nan"]):
-        refused = helios(root, "serve", *bad)
-        assert refused.returncode == 2, bad
-        assert "Traceback" not in refused.stderr
