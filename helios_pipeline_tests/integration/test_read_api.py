@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -132,6 +133,7 @@ def root(tmp_path_factory: pytest.TempPathFactory, sim_exchange: SimExchangeServ
     return Root(path, url)
 
 
+@contextmanager
 def serve(root: Root, tmp_path: Path, config: ApiConfig) -> Iterator[Api]:
     api = Api(root, tmp_path / "access.jsonl", config)
     api.start()
@@ -143,7 +145,8 @@ def serve(root: Root, tmp_path: Path, config: ApiConfig) -> Iterator[Api]:
 
 @pytest.fixture
 def api(root: Root, tmp_path: Path) -> Iterator[Api]:
-    yield from serve(root, tmp_path, ApiConfig())
+    with serve(root, tmp_path, ApiConfig()) as api:
+        yield api
 
 
 def test_allowed_requests_get_exact_prices_and_candles(api: Api) -> None:
@@ -275,7 +278,8 @@ def test_quality_status_and_the_indicator_seam(api: Api) -> None:
 
 @pytest.fixture
 def limited(root: Root, tmp_path: Path) -> Iterator[Api]:
-    yield from serve(root, tmp_path, ApiConfig(rate_window_s=1.0))
+    with serve(root, tmp_path, ApiConfig(rate_window_s=1.0)) as api:
+        yield api
 
 
 def test_over_the_rate_limit_is_429_then_allowed_after_the_window(limited: Api) -> None:
@@ -296,7 +300,8 @@ def test_over_the_rate_limit_is_429_then_allowed_after_the_window(limited: Api) 
 
 @pytest.fixture
 def hasty(root: Root, tmp_path: Path) -> Iterator[Api]:
-    yield from serve(root, tmp_path, ApiConfig(query_timeout_s=1e-6))
+    with serve(root, tmp_path, ApiConfig(query_timeout_s=1e-6)) as api:
+        yield api
 
 
 def test_a_query_past_the_deadline_is_504(hasty: Api) -> None:
@@ -315,3 +320,19 @@ def test_the_openapi_description_is_valid_and_covers_every_route(api: Api) -> No
     for path, item in document["paths"].items():
         if path != "/openapi.json":
             assert {"401", "403", "429"} <= set(item["get"]["responses"]), path
+
+
+def test_a_hot_tier_that_is_down_is_503_and_unknown_endpoints_are_json(
+        root: Root, tmp_path: Path) -> None:
+    down = Root(root.path, f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    with serve(down, tmp_path, ApiConfig()) as api:
+        token = api.token("outage")
+        price = api.get("/v1/price/BTC-USDT", token)
+        assert price.status == 503
+        assert "cannot be reached" in price.body["error"]
+        assert api.get(f"/v1/ohlcv/BTC-USDT?{SPAN}", token).status == 200  # files still answer
+        missing = api.get("/v2/everything", token)
+        assert missing.status == 404
+        assert "see /openapi.json" in missing.body["error"]
+        assert [(r["route"], r["status"]) for r in api.records()] == [
+            ("/v1/price/BTC-USDT", 503), ("/v1/ohlcv/BTC-USDT", 200), ("/v2/everything", 404)]
