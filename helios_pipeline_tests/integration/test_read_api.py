@@ -28,14 +28,16 @@ from openapi_spec_validator import validate
 
 from helios_pipeline.api.access import JsonlAccessLog
 from helios_pipeline.api.app import ROUTES, ApiConfig, create_app
-from helios_pipeline.api.tokens import Scope, TokenStore, tokens_path
+from helios_pipeline.api.tokens import Scope, TokenStore
 from helios_pipeline.batch.ingest import Stores, ingest_range
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.query.engine import MarketDataQuery
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.current_candles import store_current_candles
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.quarantine import QuarantineStore
@@ -67,7 +69,7 @@ class Api:
     """A read-API server in a thread of this process, and a client for it."""
 
     def __init__(self, root: Root, log: Path, config: ApiConfig) -> None:
-        self.tokens = TokenStore(tokens_path(root.path))
+        self.tokens = TokenStore(log.parent / "api_tokens.sqlite")  # this test's own
         self.query = MarketDataQuery(root.path, redis_url=root.redis_url,
                                      start_date="2024-05-01", cache_ttl_s=0)
         self.log = log
@@ -336,3 +338,21 @@ def test_a_hot_tier_that_is_down_is_503_and_unknown_endpoints_are_json(
         assert "see /openapi.json" in missing.body["error"]
         assert [(r["route"], r["status"]) for r in api.records()] == [
             ("/v1/price/BTC-USDT", 503), ("/v1/ohlcv/BTC-USDT", 200), ("/v2/everything", 404)]
+
+
+def test_live_minutes_need_the_hot_tier_even_from_their_hourly_flush(api: Api) -> None:
+    now = datetime_to_ms(datetime.now(UTC))
+    minute = now - now % 60_000
+    price = Decimal("61000.5")
+    store_current_candles(api.query.data_dir, "BTC/USDT", [
+        LiveCandle("BTC/USDT", minute - m * 60_000, price, price + 1, price - 1, price,
+                   Decimal("2.5"), 7, 0, 0, 1, False, 0) for m in range(10, 20)], now)
+    files = api.token("files-only", tiers="warm,archive")
+    live = api.token("live", tiers="hot")
+    refused = api.get("/v1/ohlcv/BTC-USDT?limit=3", files)
+    assert refused.status == 403
+    assert "may not read the hot tier" in refused.body["error"]
+    allowed = api.get("/v1/ohlcv/BTC-USDT?limit=3", live)
+    assert allowed.status == 200
+    assert [c["tier"] for c in allowed.body["candles"]] == ["current"] * 3
+    assert [c["close"] for c in allowed.body["candles"]] == ["61000.5"] * 3
