@@ -14,8 +14,10 @@ from helios_pipeline.cli import (
     history,
     quarantine,
     secrets,
+    serve,
     sim,
     stream,
+    tokens,
     ui,
 )
 from helios_pipeline.cli.common import CliError, HeliosParser, print_error
@@ -47,7 +49,7 @@ def _parser() -> HeliosParser:
     parser = HeliosParser(prog="helios", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     for command in (demo, sim, backfill, history, quarantine, backup, ui, stream, secrets,
-                    audit):
+                    audit, tokens, serve):
         command.add_parser(sub)
     return parser
 

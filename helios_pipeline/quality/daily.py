@@ -64,11 +64,22 @@ def assess_day(
         reference: A second venue with the same symbols, for cross-exchange divergence.
     """
     inputs = [_symbol_data(venue, symbol, day, reference) for symbol in symbols]
-    start = ms_to_datetime(day_start_ms(day))
-    summary = DataQualityMonitor().assess(inputs, start, start + timedelta(days=1))
+    summary = _assess(inputs, day)
     frames = {item.symbol: item.candles for item in inputs}
     path = write_quality_report(summary, frames, quality_report_path(venue.data_dir, day))
     return QualityReport(summary, path)
+
+
+def summarize_day(
+    venue: Venue, symbols: Sequence[str], day: date, reference: Venue | None = None
+) -> QualitySummary:
+    """Assess every symbol's 1m data of ``day`` as :func:`assess_day` does, writing nothing."""
+    return _assess([_symbol_data(venue, symbol, day, reference) for symbol in symbols], day)
+
+
+def _assess(inputs: list[SymbolData], day: date) -> QualitySummary:
+    start = ms_to_datetime(day_start_ms(day))
+    return DataQualityMonitor().assess(inputs, start, start + timedelta(days=1))
 
 
 def _symbol_data(venue: Venue, symbol: str, day: date, reference: Venue | None) -> SymbolData:
