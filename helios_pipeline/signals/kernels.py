@@ -1,0 +1,165 @@
+"""Compiled loops of the Wilder-smoothed and EMA-based indicators: RSI, ATR, MACD and ADX.
+
+Each is one pass over float64 arrays, compiled by numba (see
+:func:`helios_pipeline.signals.smoothing.compiled`), following TA-Lib's definitions step by step:
+the same seeds, the same recursions and NaN in the same warm-up rows. The incremental forms in
+:mod:`helios_pipeline.signals.incremental` and :mod:`helios_pipeline.signals.directional` run the
+same steps one candle at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from helios_pipeline.signals.inputs import FloatArray
+from helios_pipeline.signals.smoothing import compiled, ema_from, mean_of, true_range_at
+
+
+@compiled
+def rsi_kernel(values: FloatArray, period: int) -> FloatArray:
+    """Wilder's RSI: smoothed gains / (gains + losses) x 100, 0 while nothing moved."""
+    out = np.full(values.size, np.nan)
+    if values.size <= period:
+        return out
+    gain = loss = 0.0
+    for row in range(1, period + 1):
+        change = values[row] - values[row - 1]
+        gain += max(change, 0.0)
+        loss += max(-change, 0.0)
+    gain, loss = gain / period, loss / period
+    out[period] = _share(gain, loss)
+    decay, weight = (period - 1) / period, 1.0 / period
+    for row in range(period + 1, values.size):
+        change = values[row] - values[row - 1]
+        gain = decay * gain + weight * max(change, 0.0)
+        loss = decay * loss + weight * max(-change, 0.0)
+        out[row] = _share(gain, loss)
+    return out
+
+
+@compiled
+def _share(gain: float, loss: float) -> float:
+    total = gain + loss
+    return 100.0 * (gain / total) if total > 0.0 else 0.0
+
+
+@compiled
+def atr_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
+    """Wilder's mean of the true range: first value at row ``period``."""
+    out = np.full(high.size, np.nan)
+    if high.size <= period:
+        return out
+    value = 0.0
+    for row in range(1, period + 1):
+        value += true_range_at(high, low, close, row)
+    value /= period
+    out[period] = value
+    decay, weight = (period - 1) / period, 1.0 / period
+    for row in range(period + 1, high.size):
+        value = decay * value + weight * true_range_at(high, low, close, row)
+        out[row] = value
+    return out
+
+
+@compiled
+def macd_kernel(values: FloatArray, fast: int, slow: int,
+                signal: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """MACD line, signal and histogram; both EMAs start at row ``slow - 1`` as in TA-Lib."""
+    start = slow - 1
+    first = start + signal - 1
+    line = np.full(values.size, np.nan)
+    line_signal = np.full(values.size, np.nan)
+    histogram = np.full(values.size, np.nan)
+    if first >= values.size:
+        return line, line_signal, histogram
+    k_fast, k_slow = 2.0 / (fast + 1), 2.0 / (slow + 1)
+    fast_value = mean_of(values, slow - fast, slow)
+    slow_value = mean_of(values, 0, slow)
+    raw = np.empty(values.size - start)
+    raw[0] = fast_value - slow_value
+    for row in range(slow, values.size):
+        fast_value = (1.0 - k_fast) * fast_value + k_fast * values[row]
+        slow_value = (1.0 - k_slow) * slow_value + k_slow * values[row]
+        raw[row - start] = fast_value - slow_value
+    smoothed = ema_from(raw, signal - 1, signal)
+    for row in range(first, values.size):
+        line[row] = raw[row - start]
+        line_signal[row] = smoothed[row - start]
+        histogram[row] = line[row] - line_signal[row]
+    return line, line_signal, histogram
+
+
+@compiled
+def directional_movement_at(high: FloatArray, low: FloatArray, row: int) -> tuple[float, float]:
+    """``(+DM, -DM)`` of row ``row`` (``row >= 1``), TA-Lib's rule: only the larger move counts."""
+    diff_plus = high[row] - high[row - 1]
+    diff_minus = low[row - 1] - low[row]
+    if diff_minus > 0 and diff_plus < diff_minus:
+        return 0.0, diff_minus
+    if diff_plus > 0 and diff_plus > diff_minus:
+        return diff_plus, 0.0
+    return 0.0, 0.0
+
+
+@compiled
+def _dx(plus: float, minus: float, total: float) -> float:
+    """DX from the smoothed +DM, -DM and TR sums; NaN where it is undefined (no range)."""
+    if not total > 0:
+        return math.nan
+    plus_di, minus_di = 100.0 * (plus / total), 100.0 * (minus / total)
+    di_sum = plus_di + minus_di
+    if not di_sum > 0:
+        return math.nan
+    return 100.0 * (abs(minus_di - plus_di) / di_sum)
+
+
+@compiled
+def dx_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
+    """DX per row from row ``period`` on (NaN before it and where undefined).
+
+    +DM, -DM and the true range are summed over rows ``1 .. period - 1``, then Wilder-smoothed
+    (``sum * (period - 1) / period + value``).
+    """
+    out = np.full(high.size, np.nan)
+    decay = (period - 1) / period
+    plus_sum = minus_sum = range_sum = 0.0
+    for row in range(1, high.size):
+        plus, minus = directional_movement_at(high, low, row)
+        true_range = true_range_at(high, low, close, row)
+        if row < period:
+            plus_sum, minus_sum = plus_sum + plus, minus_sum + minus
+            range_sum += true_range
+            continue
+        plus_sum = decay * plus_sum + plus
+        minus_sum = decay * minus_sum + minus
+        range_sum = decay * range_sum + true_range
+        out[row] = _dx(plus_sum, minus_sum, range_sum)
+    return out
+
+
+@compiled
+def adx_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
+    """Wilder's ADX: first value at row ``2 * period - 1``.
+
+    The seed is the mean of the first ``period`` DX values (an undefined DX counts as 0); after
+    it, a bar whose DX is undefined leaves the ADX where it was, as in TA-Lib.
+    """
+    out = np.full(high.size, np.nan)
+    first = 2 * period - 1
+    if high.size <= first:
+        return out
+    dx = dx_kernel(high, low, close, period)
+    value = 0.0
+    for row in range(period, first + 1):
+        if not math.isnan(dx[row]):
+            value += dx[row]
+    value /= period
+    out[first] = value
+    decay, weight = (period - 1) / period, 1.0 / period
+    for row in range(first + 1, high.size):
+        if not math.isnan(dx[row]):
+            value = decay * value + weight * dx[row]
+        out[row] = value
+    return out
