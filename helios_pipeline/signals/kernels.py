@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from helios_pipeline.signals.inputs import FloatArray
-from helios_pipeline.signals.smoothing import compiled, ema_from, mean_of, true_range_at
+from helios_pipeline.signals.smoothing import (
+    compiled,
+    fill_nan,
+    mean_of,
+    new_rows,
+    true_range_at,
+)
+
+
+def rsi_kernel(values: FloatArray, period: int) -> FloatArray:
+    """Wilder's RSI: smoothed gains / (gains + losses) x 100, 0 while nothing moved."""
+    out = new_rows(values)
+    _rsi_into(values, period, out)
+    return out
 
 
 @compiled
-def rsi_kernel(values: FloatArray, period: int) -> FloatArray:
-    """Wilder's RSI: smoothed gains / (gains + losses) x 100, 0 while nothing moved."""
-    out = np.full(values.size, np.nan)
+def _rsi_into(values: FloatArray, period: int, out: FloatArray) -> None:
+    fill_nan(out, period)
     if values.size <= period:
-        return out
+        return
     gain = loss = 0.0
     for row in range(1, period + 1):
         change = values[row] - values[row - 1]
@@ -36,7 +46,6 @@ def rsi_kernel(values: FloatArray, period: int) -> FloatArray:
         gain = decay * gain + weight * max(change, 0.0)
         loss = decay * loss + weight * max(-change, 0.0)
         out[row] = _share(gain, loss)
-    return out
 
 
 @compiled
@@ -45,12 +54,19 @@ def _share(gain: float, loss: float) -> float:
     return 100.0 * (gain / total) if total > 0.0 else 0.0
 
 
-@compiled
 def atr_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
     """Wilder's mean of the true range: first value at row ``period``."""
-    out = np.full(high.size, np.nan)
+    out = new_rows(high)
+    _atr_into(high, low, close, period, out)
+    return out
+
+
+@compiled
+def _atr_into(high: FloatArray, low: FloatArray, close: FloatArray, period: int,
+              out: FloatArray) -> None:
+    fill_nan(out, period)
     if high.size <= period:
-        return out
+        return
     value = 0.0
     for row in range(1, period + 1):
         value += true_range_at(high, low, close, row)
@@ -60,35 +76,44 @@ def atr_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int
     for row in range(period + 1, high.size):
         value = decay * value + weight * true_range_at(high, low, close, row)
         out[row] = value
-    return out
+
+
+def macd_kernel(values: FloatArray, fast: int, slow: int,
+                signal: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """MACD line, signal and histogram; both EMAs start at row ``slow - 1`` as in TA-Lib.
+
+    The signal line is the EMA(``signal``) of the line, seeded with the mean of its first
+    ``signal`` values; all three are NaN before that seed (row ``slow + signal - 2``).
+    """
+    line, line_signal, histogram = new_rows(values), new_rows(values), new_rows(values)
+    _macd_into(values, fast, slow, signal, line, line_signal, histogram)
+    return line, line_signal, histogram
 
 
 @compiled
-def macd_kernel(values: FloatArray, fast: int, slow: int,
-                signal: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """MACD line, signal and histogram; both EMAs start at row ``slow - 1`` as in TA-Lib."""
-    start = slow - 1
-    first = start + signal - 1
-    line = np.full(values.size, np.nan)
-    line_signal = np.full(values.size, np.nan)
-    histogram = np.full(values.size, np.nan)
+def _macd_into(values: FloatArray, fast: int, slow: int, signal: int, line: FloatArray,
+               line_signal: FloatArray, histogram: FloatArray) -> None:
+    first = slow + signal - 2
+    for out in (line, line_signal, histogram):
+        fill_nan(out, first)
     if first >= values.size:
-        return line, line_signal, histogram
-    k_fast, k_slow = 2.0 / (fast + 1), 2.0 / (slow + 1)
+        return
+    k_fast, k_slow, k_signal = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
     fast_value = mean_of(values, slow - fast, slow)
     slow_value = mean_of(values, 0, slow)
-    raw = np.empty(values.size - start)
-    raw[0] = fast_value - slow_value
-    for row in range(slow, values.size):
+    seed = fast_value - slow_value
+    for row in range(slow, first + 1):
         fast_value = (1.0 - k_fast) * fast_value + k_fast * values[row]
         slow_value = (1.0 - k_slow) * slow_value + k_slow * values[row]
-        raw[row - start] = fast_value - slow_value
-    smoothed = ema_from(raw, signal - 1, signal)
-    for row in range(first, values.size):
-        line[row] = raw[row - start]
-        line_signal[row] = smoothed[row - start]
+        seed += fast_value - slow_value
+    line[first], line_signal[first] = fast_value - slow_value, seed / signal
+    histogram[first] = line[first] - line_signal[first]
+    for row in range(first + 1, values.size):
+        fast_value = (1.0 - k_fast) * fast_value + k_fast * values[row]
+        slow_value = (1.0 - k_slow) * slow_value + k_slow * values[row]
+        line[row] = fast_value - slow_value
+        line_signal[row] = (1.0 - k_signal) * line_signal[row - 1] + k_signal * line[row]
         histogram[row] = line[row] - line_signal[row]
-    return line, line_signal, histogram
 
 
 @compiled
@@ -116,13 +141,14 @@ def _dx(plus: float, minus: float, total: float) -> float:
 
 
 @compiled
-def dx_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
+def _dx_into(high: FloatArray, low: FloatArray, close: FloatArray, period: int,
+             out: FloatArray) -> None:
     """DX per row from row ``period`` on (NaN before it and where undefined).
 
     +DM, -DM and the true range are summed over rows ``1 .. period - 1``, then Wilder-smoothed
     (``sum * (period - 1) / period + value``).
     """
-    out = np.full(high.size, np.nan)
+    fill_nan(out, period)
     decay = (period - 1) / period
     plus_sum = minus_sum = range_sum = 0.0
     for row in range(1, high.size):
@@ -136,21 +162,26 @@ def dx_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int)
         minus_sum = decay * minus_sum + minus
         range_sum = decay * range_sum + true_range
         out[row] = _dx(plus_sum, minus_sum, range_sum)
-    return out
 
 
-@compiled
 def adx_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
     """Wilder's ADX: first value at row ``2 * period - 1``.
 
     The seed is the mean of the first ``period`` DX values (an undefined DX counts as 0); after
     it, a bar whose DX is undefined leaves the ADX where it was, as in TA-Lib.
     """
-    out = np.full(high.size, np.nan)
+    dx, out = new_rows(high), new_rows(high)
+    _dx_into(high, low, close, period, dx)
+    _adx_into(dx, period, out)
+    return out
+
+
+@compiled
+def _adx_into(dx: FloatArray, period: int, out: FloatArray) -> None:
     first = 2 * period - 1
-    if high.size <= first:
-        return out
-    dx = dx_kernel(high, low, close, period)
+    fill_nan(out, first)
+    if dx.size <= first:
+        return
     value = 0.0
     for row in range(period, first + 1):
         if not math.isnan(dx[row]):
@@ -158,8 +189,7 @@ def adx_kernel(high: FloatArray, low: FloatArray, close: FloatArray, period: int
     value /= period
     out[first] = value
     decay, weight = (period - 1) / period, 1.0 / period
-    for row in range(first + 1, high.size):
+    for row in range(first + 1, dx.size):
         if not math.isnan(dx[row]):
             value = decay * value + weight * dx[row]
         out[row] = value
-    return out

@@ -6,11 +6,11 @@ per row, which no vectorised numpy form can do without a Python loop or a genera
 The first call in a fresh checkout compiles the kernels and writes them to ``__pycache__``;
 later processes load the cached machine code (the cost is in ``docs/signals.md``).
 
-Rolling moments keep the sums of deviations from an anchor (the window mean, refreshed exactly
-every ``period`` rows), so a long series of large prices never loses precision to one huge
-running total. A window whose variance is too small to be told apart from that method's rounding
-(a flat or nearly flat market) is recomputed exactly, two-pass; a flat window has a standard
-deviation of exactly 0.
+Rolling moments keep the sums of deviations from an anchor (a price of the window, with the
+sums recomputed from scratch every ``period`` rows), so a long series of large prices never loses
+precision to one huge running total. A window whose variance is too small to be told apart from
+that method's rounding (a flat or nearly flat market) is recomputed exactly, two-pass; a flat
+window has a standard deviation of exactly 0.
 """
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ def compiled(function: F) -> F:
     return cast(F, numba.njit(cache=True)(function))
 
 
+def new_rows(like: FloatArray) -> FloatArray:
+    """A new, unfilled float64 array as long as ``like``, for a kernel to fill.
+
+    Allocated by numpy, not inside the kernel: numpy asks the kernel for huge pages on big arrays,
+    so a million-row output costs a few page faults instead of thousands (measured: allocating
+    two 1M-row outputs inside numba took 20 ms, by numpy 1 ms).
+    """
+    return np.empty(like.size, dtype=np.float64)
+
+
+@compiled
+def fill_nan(out: FloatArray, stop: int) -> None:
+    """Set the rows of ``out`` before ``stop`` (the warm-up) to NaN."""
+    for row in range(min(stop, out.size)):
+        out[row] = np.nan
+
+
 @compiled
 def mean_of(values: FloatArray, start: int, stop: int) -> float:
     """Mean of ``values[start:stop]``, summed in order."""
@@ -44,16 +61,22 @@ def mean_of(values: FloatArray, start: int, stop: int) -> float:
     return total / (stop - start)
 
 
-@compiled
 def ema_from(values: FloatArray, seed_at: int, period: int) -> FloatArray:
     """EMA of ``values`` (``k = 2 / (period + 1)``) seeded at row ``seed_at``.
 
     The seed is the mean of the ``period`` values ending at ``seed_at`` (TA-Lib's default); rows
     before ``seed_at`` are NaN.
     """
-    out = np.full(values.size, np.nan)
+    out = new_rows(values)
+    _ema_into(values, seed_at, period, out)
+    return out
+
+
+@compiled
+def _ema_into(values: FloatArray, seed_at: int, period: int, out: FloatArray) -> None:
+    fill_nan(out, seed_at)
     if seed_at >= values.size:
-        return out
+        return
     k = 2.0 / (period + 1)
     decay = 1.0 - k
     value = mean_of(values, seed_at - period + 1, seed_at + 1)
@@ -61,7 +84,6 @@ def ema_from(values: FloatArray, seed_at: int, period: int) -> FloatArray:
     for row in range(seed_at + 1, values.size):
         value = decay * value + k * values[row]
         out[row] = value
-    return out
 
 
 @compiled
@@ -88,32 +110,40 @@ def exact_mean_var(values: FloatArray, start: int, stop: int) -> tuple[float, fl
     return centre, squares / (stop - start)
 
 
-@compiled
 def rolling_mean_var(values: FloatArray, period: int) -> tuple[FloatArray, FloatArray]:
     """Mean and population variance of each window of ``period`` rows ending at each row.
 
     Rows before ``period - 1`` are NaN.
     """
-    mean, var = np.full(values.size, np.nan), np.full(values.size, np.nan)
+    mean, var = new_rows(values), new_rows(values)
+    _rolling_into(values, period, mean, var)
+    return mean, var
+
+
+@compiled
+def _rolling_into(values: FloatArray, period: int, mean: FloatArray, var: FloatArray) -> None:
+    fill_nan(mean, period - 1)
+    fill_nan(var, period - 1)
     anchor = total = squares = 0.0
+    since = period  # windows since the sums were last recomputed from scratch
+    share = 1.0 / period
     for end in range(period - 1, values.size):
         start = end - period + 1
-        if start % period == 0:
-            anchor, var[end] = exact_mean_var(values, start, end + 1)
-            mean[end] = anchor
+        if since == period:
+            anchor = values[end]
             total, squares = _deviation_sums(values, start, end + 1, anchor)
-            continue
-        old, new = values[start - 1] - anchor, values[end] - anchor
-        total += new - old
-        squares += new * new - old * old
-        shift = total / period
-        spread = squares / period
+            since = 0
+        else:
+            old, new = values[start - 1] - anchor, values[end] - anchor
+            total += new - old
+            squares += new * new - old * old
+        since += 1
+        shift, spread = total * share, squares * share
         variance = spread - shift * shift
         if variance <= EXACT_BELOW * spread:
             mean[end], var[end] = exact_mean_var(values, start, end + 1)
         else:
             mean[end], var[end] = anchor + shift, variance
-    return mean, var
 
 
 @compiled
