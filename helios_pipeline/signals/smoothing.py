@@ -25,8 +25,9 @@ from helios_pipeline.signals.inputs import FloatArray
 
 F = TypeVar("F", bound=Callable[..., object])
 
-# The running sums' rounding is about 4 * period * 1e-16 of their mean square; a variance below
-# this share of it is recomputed exactly (relative error of the variance then under 1e-11).
+# The running sums' rounding is about 4 * period * 1e-16 of the largest mean square they held
+# since they were last recomputed; a variance below this share of that is recomputed exactly
+# (relative error of the variance then under 1e-11).
 EXACT_BELOW = 1e-3
 
 
@@ -124,7 +125,7 @@ def rolling_mean_var(values: FloatArray, period: int) -> tuple[FloatArray, Float
 def _rolling_into(values: FloatArray, period: int, mean: FloatArray, var: FloatArray) -> None:
     fill_nan(mean, period - 1)
     fill_nan(var, period - 1)
-    anchor = total = squares = 0.0
+    anchor = total = squares = peak = 0.0
     since = period  # windows since the sums were last recomputed from scratch
     share = 1.0 / period
     for end in range(period - 1, values.size):
@@ -132,15 +133,17 @@ def _rolling_into(values: FloatArray, period: int, mean: FloatArray, var: FloatA
         if since == period:
             anchor = values[end]
             total, squares = _deviation_sums(values, start, end + 1, anchor)
-            since = 0
+            since, peak = 0, squares
         else:
             old, new = values[start - 1] - anchor, values[end] - anchor
             total += new - old
             squares += new * new - old * old
+            peak = max(peak, squares)
         since += 1
-        shift, spread = total * share, squares * share
-        variance = spread - shift * shift
-        if variance <= EXACT_BELOW * spread:
+        shift = total * share
+        variance = squares * share - shift * shift
+        # The sums' rounding is relative to the largest they held since they were recomputed.
+        if variance <= EXACT_BELOW * peak * share:
             mean[end], var[end] = exact_mean_var(values, start, end + 1)
         else:
             mean[end], var[end] = anchor + shift, variance
