@@ -33,7 +33,13 @@ from __future__ import annotations
 import numpy as np
 
 from helios_pipeline.signals.inputs import FloatArray, PriceInput, check_period, prepare
-from helios_pipeline.signals.kernels import adx_kernel, atr_kernel, macd_kernel, rsi_kernel
+from helios_pipeline.signals.kernels import (
+    adx_kernel,
+    atr_kernel,
+    bollinger_kernel,
+    macd_kernel,
+    rsi_kernel,
+)
 from helios_pipeline.signals.smoothing import ema_from, rolling_mean_var
 
 
@@ -98,10 +104,9 @@ def bollinger(close: PriceInput, period: int = 20,
     if not (np.isfinite(k) and k >= 0):
         raise ValueError(f"k={k!r}: must be a finite, non-negative number of deviations.")
     data = prepare([("close", close)], period, "period")
-    middle, var = rolling_mean_var(data.arrays[0], period)
-    width = k * np.sqrt(var)
-    return (data.wrap(middle + width, "bb_upper"), data.wrap(middle, "bb_middle"),
-            data.wrap(middle - width, "bb_lower"))
+    upper, middle, lower = bollinger_kernel(data.arrays[0], period, float(k))
+    return (data.wrap(upper, "bb_upper"), data.wrap(middle, "bb_middle"),
+            data.wrap(lower, "bb_lower"))
 
 
 def atr(high: PriceInput, low: PriceInput, close: PriceInput, period: int = 14) -> PriceInput:

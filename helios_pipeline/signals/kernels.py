@@ -1,4 +1,4 @@
-"""Compiled loops of the Wilder-smoothed and EMA-based indicators: RSI, ATR, MACD and ADX.
+"""Compiled loops of the indicators: RSI, MACD, Bollinger bands, ATR and ADX.
 
 Each is one pass over float64 arrays, compiled by numba (see
 :func:`helios_pipeline.signals.smoothing.compiled`), following TA-Lib's definitions step by step:
@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from helios_pipeline.signals.inputs import FloatArray
 from helios_pipeline.signals.smoothing import (
     compiled,
+    ema_from,
     fill_nan,
     mean_of,
     new_rows,
+    rolling_mean_var,
     true_range_at,
 )
 
@@ -116,6 +120,24 @@ def _macd_into(values: FloatArray, fast: int, slow: int, signal: int, line: Floa
         histogram[row] = line[row] - line_signal[row]
 
 
+def bollinger_kernel(values: FloatArray, period: int,
+                     k: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Upper band, middle (SMA) and lower band: mean +- ``k`` population standard deviations."""
+    middle, var = rolling_mean_var(values, period)
+    upper, lower = new_rows(values), new_rows(values)
+    _bands_into(middle, var, k, upper, lower)
+    return upper, middle, lower
+
+
+@compiled
+def _bands_into(middle: FloatArray, var: FloatArray, k: float, upper: FloatArray,
+                lower: FloatArray) -> None:
+    for row in range(middle.size):
+        width = k * math.sqrt(var[row])
+        upper[row] = middle[row] + width
+        lower[row] = middle[row] - width
+
+
 @compiled
 def directional_movement_at(high: FloatArray, low: FloatArray, row: int) -> tuple[float, float]:
     """``(+DM, -DM)`` of row ``row`` (``row >= 1``), TA-Lib's rule: only the larger move counts."""
@@ -193,3 +215,20 @@ def _adx_into(dx: FloatArray, period: int, out: FloatArray) -> None:
         if not math.isnan(dx[row]):
             value = decay * value + weight * dx[row]
         out[row] = value
+
+
+def precompile() -> None:
+    """Compile (or load from the on-disk cache) every kernel, on a few rows of made-up prices.
+
+    The first call in a fresh checkout compiles and caches the machine code (seconds; see
+    ``docs/signals.md``); ``scripts/test`` runs it once before the tests, so that no test, and
+    no subprocess a test starts, pays for the compilation inside its own timeout.
+    """
+    close = 100.0 + np.sin(np.arange(64.0))
+    high, low = close + 1.0, close - 1.0
+    rsi_kernel(close, 14)
+    macd_kernel(close, 12, 26, 9)
+    bollinger_kernel(close, 20, 2.0)
+    atr_kernel(high, low, close, 14)
+    adx_kernel(high, low, close, 14)
+    ema_from(close, 19, 20)
