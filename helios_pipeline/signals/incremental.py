@@ -91,17 +91,27 @@ class FloatFeed(_Feed):
 
     def read(self, candle: CandleLike) -> FloatCandle:
         """The candle's high, low and close as floats, checked."""
-        floats = FloatCandle(self.price(candle, "high"), self.price(candle, "low"),
-                             self.price(candle, "close"))
+        try:
+            floats = FloatCandle(float(candle.high), float(candle.low), float(candle.close))
+        except (AttributeError, TypeError, ValueError):
+            floats = self._read_slowly(candle)
+        if not math.isfinite(floats.high + floats.low + floats.close):
+            floats = self._read_slowly(candle)
         self.advance(candle)
         return floats
+
+    def _read_slowly(self, candle: CandleLike) -> FloatCandle:
+        """Field by field, so that a bad one is named (the sum of huge finite prices may be inf)."""
+        return FloatCandle(self.price(candle, "high"), self.price(candle, "low"),
+                           self.price(candle, "close"))
 
 
 class _WindowSum:
     """Sum and sum of squares of the last ``period`` values, re-anchored every ``period`` rows.
 
-    Values are kept as deviations from an anchor (the window mean at the last re-anchoring), and
-    the sums are recomputed exactly every ``period`` updates: amortised O(1), no drift.
+    Values are kept as deviations from an anchor (the newest value at the last re-anchoring), and
+    the sums are recomputed from scratch every ``period`` updates: amortised O(1), no drift. The
+    same schedule and anchor as the batch form (``smoothing.rolling_mean_var``).
     """
 
     __slots__ = ("_since", "anchor", "peak", "period", "squares", "total", "values")
@@ -132,11 +142,13 @@ class _WindowSum:
 
     def _reanchor(self) -> None:
         self._since = 0
-        self.anchor = math.fsum(self.values) / len(self.values)
-        deviations = [value - self.anchor for value in self.values]
-        self.total = math.fsum(deviations)
-        self.squares = math.fsum(d * d for d in deviations)
-        self.peak = self.squares
+        anchor = self.anchor = self.values[-1]
+        total = squares = 0.0
+        for value in self.values:
+            deviation = value - anchor
+            total += deviation
+            squares += deviation * deviation
+        self.total, self.squares, self.peak = total, squares, squares
 
     def mean_var(self) -> tuple[float, float]:
         """Mean and population variance of the window, exact two-pass when nearly flat.
