@@ -8,8 +8,6 @@ undefined (no range at all) leaves the ADX where it was, as TA-Lib does.
 
 from __future__ import annotations
 
-import math
-
 from helios_pipeline.signals.incremental import NAN, CandleLike, RangeFeed
 from helios_pipeline.signals.inputs import check_period
 
@@ -17,20 +15,26 @@ from helios_pipeline.signals.inputs import check_period
 class ADX:
     """Average directional index, 0..100."""
 
+    __slots__ = ("_decay", "_dx_total", "_ranges", "_rows", "_sums", "period", "value")
+
     def __init__(self, period: int = 14) -> None:
         self.period = check_period(period, "period")
         self._ranges = RangeFeed()
         self._decay = (self.period - 1) / self.period
-        self._sums = [0.0, 0.0, 0.0]  # +DM, -DM, TR
+        self._sums = (0.0, 0.0, 0.0)  # +DM, -DM, TR
         self._dx_total = 0.0
+        self._rows = 0
         self.value = NAN
 
     def update(self, candle: CandleLike) -> float:
         """Take one closed candle and return the ADX at it."""
-        high, low, close = self._ranges.read(candle)
-        row = self._ranges.feed.rows - 1
-        if row > 0:
-            self._step(row, self._movement(high, low))
+        return self.step(*self._ranges.read(candle))
+
+    def step(self, high: float, low: float, close: float) -> float:
+        """Take one checked candle's high, low and close and return the ADX at it."""
+        if self._rows > 0:
+            self._step(self._rows, self._movement(high, low))
+        self._rows += 1
         self._ranges.remember(high, low, close)
         return self.value
 
@@ -47,18 +51,22 @@ class ADX:
 
     def _step(self, row: int, movement: tuple[float, float, float]) -> None:
         period = self.period
+        plus, minus, true_range = movement
+        sum_plus, sum_minus, sum_range = self._sums
         if row < period:
-            self._sums = [total + value for total, value in zip(self._sums, movement, strict=True)]
+            self._sums = (sum_plus + plus, sum_minus + minus, sum_range + true_range)
             return
-        self._sums = [value + self._decay * total
-                      for total, value in zip(self._sums, movement, strict=True)]
+        decay = self._decay
+        self._sums = (plus + decay * sum_plus, minus + decay * sum_minus,
+                      true_range + decay * sum_range)
         dx = self._dx()
-        if row < 2 * period - 1:
-            self._dx_total += 0.0 if math.isnan(dx) else dx
-        elif row == 2 * period - 1:
-            self.value = (self._dx_total + (0.0 if math.isnan(dx) else dx)) / period
-        elif not math.isnan(dx):
-            self.value = dx / period + self._decay * self.value
+        if row > 2 * period - 1:
+            if dx == dx:  # a NaN DX (no range at all) leaves the ADX where it was
+                self.value = dx / period + decay * self.value
+        elif row < 2 * period - 1:
+            self._dx_total += dx if dx == dx else 0.0
+        else:
+            self.value = (self._dx_total + (dx if dx == dx else 0.0)) / period
 
     def _dx(self) -> float:
         plus, minus, total = self._sums

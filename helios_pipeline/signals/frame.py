@@ -78,6 +78,8 @@ def indicator_frame(candles: pd.DataFrame,
 class IndicatorSet:
     """The standard indicators, updated together one closed candle at a time."""
 
+    __slots__ = ("_adx", "_atr", "_bands", "_feed", "_macd", "_rsi", "params")
+
     def __init__(self, params: IndicatorParams = DEFAULT_PARAMS) -> None:
         self.params = params
         self._rsi = RSI(params.rsi)
@@ -89,17 +91,16 @@ class IndicatorSet:
 
     def update(self, candle: CandleLike) -> dict[str, float]:
         """Take one closed candle; return every indicator at it (NaN in a warm-up)."""
-        # Read (and check) the candle once; the indicators get plain floats.
-        candle = self._feed.read(candle)
-        line = self._macd.update(candle)
-        bands = self._bands.update(candle)
+        # Check the candle once; every indicator then steps on plain floats.
+        high, low, close = self._feed.read(candle)
+        line = self._macd.step(close)
+        bands = self._bands.step(close)
         return {
-            "rsi": self._rsi.update(candle), "macd": line.macd, "macd_signal": line.signal,
+            "rsi": self._rsi.step(close), "macd": line.macd, "macd_signal": line.signal,
             "macd_hist": line.histogram, "bb_upper": bands.upper, "bb_middle": bands.middle,
-            "bb_lower": bands.lower, "atr": self._atr.update(candle),
-            "adx": self._adx.update(candle),
+            "bb_lower": bands.lower, "atr": self._atr.step(high, low, close),
+            "adx": self._adx.step(high, low, close),
         }
-
 
 def is_warm(values: dict[str, float]) -> bool:
     """Whether every indicator has a value (the warm-up is over)."""

@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from helios_pipeline.signals.inputs import BoolArray, FloatArray, PriceInput, check_period, prepare
-from helios_pipeline.signals.smoothing import (
-    ema_from,
-    recursive,
-    rolling_mean_var,
-    true_range,
-    wilder_mean,
+from helios_pipeline.signals.inputs import FloatArray, PriceInput, check_period, prepare
+from helios_pipeline.signals.kernels import (
+    adx_kernel,
+    atr_kernel,
+    bollinger_kernel,
+    macd_kernel,
+    rsi_kernel,
 )
+from helios_pipeline.signals.smoothing import ema_from, rolling_mean_var
 
 
 def sma(close: PriceInput, period: int = 20) -> PriceInput:
@@ -66,17 +67,7 @@ def rsi(close: PriceInput, period: int = 14) -> PriceInput:
 
 def rsi_values(values: FloatArray, period: int) -> FloatArray:
     """RSI of checked float values (see :func:`rsi`)."""
-    out = np.full(values.size, np.nan)
-    if values.size <= period:
-        return out
-    change = np.diff(values)
-    gains = wilder_mean(np.maximum(change, 0.0), period, 0)
-    losses = wilder_mean(np.maximum(-change, 0.0), period, 0)
-    total = gains + losses
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[1:] = np.where(total > 0.0, 100.0 * (gains / total), 0.0)
-    out[: period] = np.nan
-    return out
+    return rsi_kernel(values, period)
 
 
 def macd(close: PriceInput, fast: int = 12, slow: int = 26,
@@ -99,15 +90,7 @@ def macd(close: PriceInput, fast: int = 12, slow: int = 26,
 def macd_values(values: FloatArray, fast: int, slow: int,
                 signal: int) -> tuple[FloatArray, FloatArray, FloatArray]:
     """MACD of checked float values (see :func:`macd`)."""
-    start = slow - 1
-    line = ema_from(values, start, slow)
-    line = ema_from(values, start, fast) - line
-    first = start + signal - 1
-    line_signal = np.full(values.size, np.nan)
-    if first < values.size:
-        line_signal[start:] = ema_from(line[start:], signal - 1, signal)
-    line[:first] = np.nan
-    return line, line_signal, line - line_signal
+    return macd_kernel(values, fast, slow, signal)
 
 
 def bollinger(close: PriceInput, period: int = 20,
@@ -121,10 +104,9 @@ def bollinger(close: PriceInput, period: int = 20,
     if not (np.isfinite(k) and k >= 0):
         raise ValueError(f"k={k!r}: must be a finite, non-negative number of deviations.")
     data = prepare([("close", close)], period, "period")
-    middle, var = rolling_mean_var(data.arrays[0], period)
-    width = k * np.sqrt(var)
-    return (data.wrap(middle + width, "bb_upper"), data.wrap(middle, "bb_middle"),
-            data.wrap(middle - width, "bb_lower"))
+    upper, middle, lower = bollinger_kernel(data.arrays[0], period, float(k))
+    return (data.wrap(upper, "bb_upper"), data.wrap(middle, "bb_middle"),
+            data.wrap(lower, "bb_lower"))
 
 
 def atr(high: PriceInput, low: PriceInput, close: PriceInput, period: int = 14) -> PriceInput:
@@ -137,10 +119,7 @@ def atr(high: PriceInput, low: PriceInput, close: PriceInput, period: int = 14) 
 
 def atr_values(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
     """ATR of checked float values (see :func:`atr`)."""
-    ranges = true_range(high, low, close)
-    out = np.full(high.size, np.nan)
-    out[1:] = wilder_mean(ranges[1:], period, 0)
-    return out
+    return atr_kernel(high, low, close, period)
 
 
 def adx(high: PriceInput, low: PriceInput, close: PriceInput, period: int = 14) -> PriceInput:
@@ -151,56 +130,6 @@ def adx(high: PriceInput, low: PriceInput, close: PriceInput, period: int = 14) 
     return data.wrap(adx_values(high_, low_, close_, period), f"adx_{period}")
 
 
-def directional_movement(high: FloatArray, low: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``(+DM, -DM)`` per row, TA-Lib's rule (row 0 is 0): only the larger move counts."""
-    up = np.zeros(high.size)
-    down = np.zeros(high.size)
-    diff_plus = high[1:] - high[:-1]
-    diff_minus = low[:-1] - low[1:]
-    minus = (diff_minus > 0) & (diff_plus < diff_minus)
-    plus = ~minus & (diff_plus > 0) & (diff_plus > diff_minus)
-    up[1:] = np.where(plus, diff_plus, 0.0)
-    down[1:] = np.where(minus, diff_minus, 0.0)
-    return up, down
-
-
 def adx_values(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
     """ADX of checked float values (see :func:`adx`)."""
-    out = np.full(high.size, np.nan)
-    first = 2 * period - 1
-    if high.size <= first:
-        return out
-    dx, valid = _dx(high, low, close, period)
-    seed = float(np.where(valid[period: first + 1], dx[period: first + 1], 0.0).sum()) / period
-    out[first] = seed
-    # A bar whose DX is undefined (no range at all) leaves the ADX where it was, as in TA-Lib.
-    rows = np.flatnonzero(valid[first + 1:]) + first + 1
-    smoothed = recursive(dx[rows], (period - 1) / period, 1.0 / period, seed)
-    held = np.full(high.size - first - 1, -1)
-    held[rows - first - 1] = np.arange(rows.size)
-    held = np.maximum.accumulate(held)
-    out[first + 1:] = np.where(held >= 0, smoothed[np.maximum(held, 0)] if rows.size else seed,
-                               seed)
-    return out
-
-
-def _dx(high: FloatArray, low: FloatArray, close: FloatArray,
-        period: int) -> tuple[FloatArray, BoolArray]:
-    """DX per row from ``period`` on, and where it is defined."""
-    up, down = directional_movement(high, low)
-    ranges = true_range(high, low, close)
-    ranges[0] = 0.0
-    sums = np.vstack([up, down, ranges])
-    decay = (period - 1) / period
-    seed = sums[:, 1:period].sum(axis=1)
-    smoothed = np.full(sums.shape, np.nan)
-    for row in range(3):
-        smoothed[row, period:] = recursive(sums[row, period:], decay, 1.0, seed[row])
-    plus, minus, total = smoothed
-    with np.errstate(invalid="ignore", divide="ignore"):
-        plus_di = 100.0 * (plus / total)
-        minus_di = 100.0 * (minus / total)
-        di_sum = plus_di + minus_di
-        dx = 100.0 * (np.abs(minus_di - plus_di) / di_sum)
-    valid = (total > 0) & (di_sum > 0)
-    return np.where(valid, dx, 0.0), valid
+    return adx_kernel(high, low, close, period)
