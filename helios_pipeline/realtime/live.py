@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.realtime.candles import LiveCandleBuilder
+from helios_pipeline.realtime.live_indicators import LiveIndicators
 from helios_pipeline.storage.hot.live_candles import HotCandleWriter
 
 
@@ -37,6 +38,7 @@ class LiveCandles:
             builder.outage_began(started_ms)
         self.closed = 0
         self.amended = 0
+        self.indicators: LiveIndicators | None = None  # set by the service when it keeps them
 
     def apply(self, trades: Iterable[Tick]) -> None:
         """Add acknowledged trades to their minutes; emit what closes or is amended."""
@@ -56,6 +58,8 @@ class LiveCandles:
         for builder in self.builders.values():
             emitted += builder.close_due(clock_ms)
         self._emit(emitted)
+        if self.indicators is not None:
+            self.indicators.finalize(clock_ms)
         return len(emitted)
 
     def outage(self, symbols: Iterable[str], now_ms: int, *, began: bool) -> None:
@@ -74,6 +78,8 @@ class LiveCandles:
     async def flush(self) -> None:
         """Write pending candles to Redis (kept for the next flush if Redis fails)."""
         await self.writer.flush()
+        if self.indicators is not None:
+            await self.indicators.flush()
 
     def late_trades(self, symbol: str | None = None) -> int:
         """Trades that arrived too late to amend their candle (all symbols, or one)."""
@@ -87,3 +93,5 @@ class LiveCandles:
             self.closed += sum(1 for c in candles if not c.amended)
             self.amended += sum(1 for c in candles if c.amended)
             self.writer.add(candles)
+            if self.indicators is not None:
+                self.indicators.on_candles(candles)
