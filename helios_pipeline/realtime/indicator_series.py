@@ -46,7 +46,7 @@ class Update:
     timeframe: str
     open_ms: int
     close: Decimal
-    values: dict[str, float]
+    indicators: dict[str, float]
 
 
 class LiveSeries:

@@ -142,7 +142,7 @@ class LiveIndicators:
 
     def _write(self, symbol: str, update: Update) -> None:
         self.writer.add(symbol, update.timeframe, update.open_ms,
-                        {"close": float(update.close), **update.values})
+                        {"close": float(update.close), **update.indicators})
 
     async def flush(self) -> None:
         """Write pending values to Redis (kept for the next flush if Redis fails)."""
