@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import logging
 import signal
@@ -127,6 +128,10 @@ class StreamService:
             self.candles = LiveCandles(self.config.symbols, writer,
                                        self.config.late_tolerance_ms, now)
             self.candles.indicators = await self._live_indicators(now)
+        # Everything loaded so far (modules, markets, warm-start state) lives as long as the
+        # service: out of the collector's sight, full collections stay short on the event loop.
+        gc.collect()
+        gc.freeze()
         self._build_feeds(markets)
         self._feed_tasks = [asyncio.create_task(f.run(), name=f"feed-{f.name}")
                             for f in self.feeds]
