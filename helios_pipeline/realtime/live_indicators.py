@@ -158,13 +158,18 @@ def warm_start(indicators: LiveIndicators, data_dir: Path, redis_url: str, excha
     """
     hot = HotStore(redis_url, retention_ms, exchange=exchange, socket_timeout_s=2.0)
 
+    held: dict[str, list[LiveCandle]] = {}  # one Redis read per symbol, whatever the timeframes
+
     def live(symbol: str) -> list[LiveCandle]:
-        try:
-            return hot.live_candles(symbol)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("Warm start of %s's live indicators without Redis's live candles: %r.",
-                        symbol, exc)
-            return []
+        if symbol not in held:
+            try:
+                held.clear()  # the reads go symbol by symbol: keep one symbol's candles only
+                held[symbol] = hot.live_candles(symbol)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("Warm start of %s's live indicators without Redis's live candles: "
+                            "%r.", symbol, exc)
+                held[symbol] = []
+        return held[symbol]
 
     reader = CandleReader(CandleStore(data_dir), live, retention_ms, lambda: now_ms)
     try:
