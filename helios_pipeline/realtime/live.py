@@ -4,8 +4,9 @@
 :class:`~helios_pipeline.realtime.candles.LiveCandleBuilder`, tells the builders about feed
 outages and trades lost under backpressure (their candles are then incomplete), closes minutes
 on the service's candle clock and hands every emitted candle to the
-:class:`~helios_pipeline.storage.hot.live_candles.HotCandleWriter`. It holds no clock of its own:
-times come in as arguments.
+:class:`~helios_pipeline.storage.hot.live_candles.HotCandleWriter` and, when the service keeps
+them, to the live indicators (:mod:`helios_pipeline.realtime.live_indicators`). It holds no clock
+of its own: times come in as arguments.
 """
 
 from __future__ import annotations

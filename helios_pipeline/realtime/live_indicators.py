@@ -159,16 +159,19 @@ def warm_start(indicators: LiveIndicators, data_dir: Path, redis_url: str, excha
     hot = HotStore(redis_url, retention_ms, exchange=exchange, socket_timeout_s=2.0)
 
     held: dict[str, list[LiveCandle]] = {}  # one Redis read per symbol, whatever the timeframes
+    down: list[BaseException] = []  # after one failure, files only: no timeout per symbol
 
     def live(symbol: str) -> list[LiveCandle]:
         if symbol not in held:
-            try:
-                held.clear()  # the reads go symbol by symbol: keep one symbol's candles only
-                held[symbol] = hot.live_candles(symbol)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("Warm start of %s's live indicators without Redis's live candles: "
-                            "%r.", symbol, exc)
-                held[symbol] = []
+            held.clear()  # the reads go symbol by symbol: keep one symbol's candles only
+            held[symbol] = []
+            if not down:
+                try:
+                    held[symbol] = hot.live_candles(symbol)
+                except (redis.RedisError, OSError) as exc:
+                    log.warning("Warm start of the live indicators without Redis's live "
+                                "candles (files only): %r.", exc)
+                    down.append(exc)
         return held[symbol]
 
     reader = CandleReader(CandleStore(data_dir), live, retention_ms, lambda: now_ms)

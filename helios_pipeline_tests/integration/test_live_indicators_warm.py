@@ -10,12 +10,14 @@ resource then show.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import redis
 
 from helios_pipeline.defs.realtime import RealtimeMarketDataResource
@@ -32,6 +34,7 @@ from helios_pipeline.storage.hot.live_indicators import (
     LiveIndicatorValues,
     load_live_indicators,
 )
+from helios_pipeline_tests.conftest import free_port
 from helios_pipeline_tests.unit.live_reference import (
     SYMBOL,
     aggregate,
@@ -133,3 +136,18 @@ def test_restart_warm_start_then_live_candles_equal_the_batch(tmp_path: Path,
     assert "e" not in text.decode().lower()
     assert Decimal(text.decode()) == Decimal(repr(float(text)))  # the shortest exact text
     client.close()
+
+
+def test_warm_start_without_redis_uses_the_files_alone(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    history = minutes("2019-05-14", "2019-05-16")
+    store_days(tmp_path, history)
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    now_ms = pd.Timestamp("2019-05-16 00:00:01", tz="UTC").value // 1_000_000
+    indicators = LiveIndicators([SYMBOL, "ETH/USDT"], TIMEFRAMES,
+                                HotIndicatorWriter(dead, "binance", RETENTION_MS), TOLERANCE_MS)
+    with caplog.at_level(logging.WARNING):
+        fed = warm_start(indicators, tmp_path, dead, "binance", RETENTION_MS, now_ms, 5_000)
+    assert fed == sum(len(aggregate(history, tf)) for tf in ("1m", "5m", "1h"))
+    warnings = [r for r in caplog.records if "files only" in r.getMessage()]
+    assert len(warnings) == 1  # one failed try, not one per symbol
