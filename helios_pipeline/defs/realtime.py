@@ -24,6 +24,7 @@ from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.quality.stream_watch import StreamThresholds, WatchState, watch
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.current_candles import store_current_candles
+from helios_pipeline.storage.hot.live_indicators import LiveIndicatorValues, load_live_indicators
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
 
@@ -36,7 +37,7 @@ HEALTH_FIELDS = ("lag_ms", "messages", "valid", "quarantined", "shed", "reconnec
 
 
 class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The hot tier: latest prices, recent ticks and the stream service's health."""
+    """The hot tier: latest prices, recent ticks, live indicators and the stream's health."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     exchange: str = "binance"
@@ -76,6 +77,18 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         hot = self.store()
         try:
             return hot.live_candles(symbol)
+        finally:
+            hot.close()
+
+    def indicators(self, symbol: str, timeframe: str = "1m") -> LiveIndicatorValues | None:
+        """The live indicators the stream service wrote for ``symbol``'s last closed candle.
+
+        ``None`` when it keeps none for that symbol and timeframe (not streamed, not one of its
+        ``indicator_timeframes``, or stopped longer than the retention ago).
+        """
+        hot = self.store()
+        try:
+            return load_live_indicators(hot.client, self.exchange, symbol, timeframe)
         finally:
             hot.close()
 

@@ -39,13 +39,14 @@ from helios_pipeline.query.cache import QueryCache
 from helios_pipeline.query.candles import CandleReader, aggregate_tiered
 from helios_pipeline.query.errors import QueryError, TierUnavailableError
 from helios_pipeline.query.history import load_as_of
-from helios_pipeline.query.indicators import WARMUP_BARS, indicators_with_warmup
+from helios_pipeline.query.indicators import WARMUP_BARS, indicators_with_warmup, live_frame
 from helios_pipeline.query.sources import Span, tiered_frame
 from helios_pipeline.query.ticks import hourly_files, tick_frame
 from helios_pipeline.settings import Settings
 from helios_pipeline.signals.profile import VolumeProfile, volume_profile
 from helios_pipeline.storage.archive import CandleArchive
 from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.hot.live_indicators import load_live_indicators
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
@@ -199,6 +200,31 @@ class MarketDataQuery:
 
         label = f"indicators({symbol!r}, {timeframe!r}, {start!r}, {end!r})"
         return indicators_with_warmup(read, label, start, end, warmup, short_ok=short_ok)
+
+    def latest_indicators(self, symbol: str, timeframe: str | Timeframe = "1m",
+                          exchange: str | None = None) -> pd.DataFrame:
+        """The stream service's live indicators of the last closed ``timeframe`` candle.
+
+        Read from the hot tier, where ``helios stream`` writes them as candles close (method:
+        ``realtime.live_indicators``); they equal :meth:`indicators` over the same candles.
+
+        Returns:
+            One row (no row when the stream keeps none for this symbol and timeframe): ``close``
+            and the indicator columns of :meth:`indicators`, on the candle's open time.
+
+        Raises:
+            QueryError: A bad argument.
+            TierUnavailableError: No hot tier is configured, or Redis cannot be reached.
+        """
+        venue, unified = self._venue(exchange), symbol_arg(symbol)
+        frame_of = timeframe_arg(timeframe)
+        name = frame_of.value if isinstance(frame_of, Timeframe) else frame_of.name
+        hot = self._hot()
+        frame: pd.DataFrame = self.cache.get(
+            ("latest_indicators", venue, unified, name),
+            lambda: live_frame(self._redis(
+                lambda: load_live_indicators(hot.client, venue, unified, name))))
+        return frame.copy()
 
     def compare(self, symbol: str, exchanges: Sequence[str], timeframe: str = "1m",
                 start: Moment | None = None, end: Moment | None = None) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from helios_pipeline.query.errors import QueryError
 from helios_pipeline.signals.frame import COLUMNS, DEFAULT_PARAMS, IndicatorParams, indicator_frame
+from helios_pipeline.storage.hot.live_indicators import LiveIndicatorValues
 
 # After 250 candles the seed of an EMA(26) or a Wilder(14) mean weighs less than 1e-8 of the
 # value: a window's indicators barely depend on how much older history exists.
@@ -61,3 +62,20 @@ def indicators_with_warmup(read: Reader, label: str, start: object, end: object,
         raise QueryError(f"{label}: {exc}") from None
     table.insert(0, "close", candles["close"])
     return table.iloc[len(before):]
+
+
+def live_frame(latest: LiveIndicatorValues | None) -> pd.DataFrame:
+    """The stream service's latest values as one row shaped like :func:`indicators_with_warmup`.
+
+    ``close`` and the indicator columns (float; NaN in a warm-up) on the candle's UTC open time;
+    no row when the stream service keeps no values for it.
+    """
+    columns = ["close", *COLUMNS]
+    if latest is None:
+        return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], tz="UTC",
+                                                                    name="timestamp"),
+                            dtype="float64")
+    index = pd.DatetimeIndex([pd.Timestamp(latest.open_ms, unit="ms", tz="UTC")],
+                             name="timestamp")
+    row = {name: [latest.indicators.get(name, np.nan)] for name in columns}
+    return pd.DataFrame(row, index=index, dtype="float64")

@@ -13,6 +13,7 @@ from helios_pipeline.storage.paths import wal_dir
 from helios_pipeline.validation.rules import ValidationThresholds
 
 DEFAULT_KINDS: tuple[TickKind, ...] = ("trade", "book", "ticker")
+INDICATOR_TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class StreamConfig:
         market_types: ccxt market types to load (spot only).
         shard: ``(i, n)``: this service is shard i (from 1) of n processes streaming one
             exchange (``realtime.shards``); ``(1, 1)`` when it runs alone.
+        indicator_timeframes: Timeframes whose live indicators are kept in Redis
+            (``realtime.live_indicators``; needs ``candles``); empty: none.
+        indicator_warmup: Candles of stored history each live indicator series starts from.
     """
 
     symbols: tuple[str, ...]
@@ -77,6 +81,8 @@ class StreamConfig:
     writer_name: str = ""
     market_types: tuple[str, ...] = ("spot",)
     shard: tuple[int, int] = (1, 1)
+    indicator_timeframes: tuple[str, ...] = ("1m", "5m", "1h")
+    indicator_warmup: int = 250
 
     def __post_init__(self) -> None:
         """Normalise symbols and check the numbers, naming what is wrong."""
@@ -95,11 +101,21 @@ class StreamConfig:
                              f"{self.backoff_cap_s} s.")
         if self.stall_timeout_s is not None and self.stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s={self.stall_timeout_s}: give seconds > 0 or None.")
+        self._check_indicators()
         index, count = self.shard
         if not 1 <= index <= count:
             raise ValueError(f"StreamConfig.shard={self.shard}: give (i, n) with 1 <= i <= n.")
         if not self.writer_name:
             object.__setattr__(self, "writer_name", f"stream-{self.exchange}{self.shard_suffix}")
+
+    def _check_indicators(self) -> None:
+        for name in self.indicator_timeframes:
+            if name not in INDICATOR_TIMEFRAMES:
+                raise ValueError(f"StreamConfig.indicator_timeframes: {name!r} is not one of "
+                                 f"{', '.join(INDICATOR_TIMEFRAMES)}.")
+        if self.indicator_warmup < 0:
+            raise ValueError(f"StreamConfig.indicator_warmup={self.indicator_warmup}: must be "
+                             ">= 0 candles.")
 
     @property
     def shard_suffix(self) -> str:

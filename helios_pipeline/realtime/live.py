@@ -4,8 +4,9 @@
 :class:`~helios_pipeline.realtime.candles.LiveCandleBuilder`, tells the builders about feed
 outages and trades lost under backpressure (their candles are then incomplete), closes minutes
 on the service's candle clock and hands every emitted candle to the
-:class:`~helios_pipeline.storage.hot.live_candles.HotCandleWriter`. It holds no clock of its own:
-times come in as arguments.
+:class:`~helios_pipeline.storage.hot.live_candles.HotCandleWriter` and, when the service keeps
+them, to the live indicators (:mod:`helios_pipeline.realtime.live_indicators`). It holds no clock
+of its own: times come in as arguments.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.realtime.candles import LiveCandleBuilder
+from helios_pipeline.realtime.live_indicators import LiveIndicators
 from helios_pipeline.storage.hot.live_candles import HotCandleWriter
 
 
@@ -37,6 +39,7 @@ class LiveCandles:
             builder.outage_began(started_ms)
         self.closed = 0
         self.amended = 0
+        self.indicators: LiveIndicators | None = None  # set by the service when it keeps them
 
     def apply(self, trades: Iterable[Tick]) -> None:
         """Add acknowledged trades to their minutes; emit what closes or is amended."""
@@ -56,6 +59,8 @@ class LiveCandles:
         for builder in self.builders.values():
             emitted += builder.close_due(clock_ms)
         self._emit(emitted)
+        if self.indicators is not None:
+            self.indicators.finalize(clock_ms)
         return len(emitted)
 
     def outage(self, symbols: Iterable[str], now_ms: int, *, began: bool) -> None:
@@ -74,6 +79,8 @@ class LiveCandles:
     async def flush(self) -> None:
         """Write pending candles to Redis (kept for the next flush if Redis fails)."""
         await self.writer.flush()
+        if self.indicators is not None:
+            await self.indicators.flush()
 
     def late_trades(self, symbol: str | None = None) -> int:
         """Trades that arrived too late to amend their candle (all symbols, or one)."""
@@ -87,3 +94,5 @@ class LiveCandles:
             self.closed += sum(1 for c in candles if not c.amended)
             self.amended += sum(1 for c in candles if c.amended)
             self.writer.add(candles)
+            if self.indicators is not None:
+                self.indicators.on_candles(candles)

@@ -9,6 +9,8 @@ Data path (one asyncio event loop, one worker thread for blocking writes)::
            WAL; its pusher thread moves them into Redis exactly once, surviving Redis outages)
                                             -> invalid: live quarantine (rules + values)
       -> acknowledged trades -> LiveCandles, a builder per symbol -> Redis (storage.hot)
+           -> closed candles -> LiveIndicators (1m, 5m, 1h; warm-started from stored candles)
+              -> Redis hash per symbol x timeframe (storage.hot.live_indicators)
 
 Background loops: the watchdog (every 0.5 s: feeds silent for ``stall_timeout_s`` are forced to
 reconnect), candles (every ``candle_check_s``: minutes whose end the clock passed close), health
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import logging
 import signal
@@ -43,11 +46,13 @@ from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.feeds import Feed, make_exchange
 from helios_pipeline.realtime.health import StreamStats
 from helios_pipeline.realtime.live import LiveCandles
+from helios_pipeline.realtime.live_indicators import LiveIndicators, parse_timeframes, warm_start
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
 from helios_pipeline.storage.hot.health import HealthPublisher
 from helios_pipeline.storage.hot.keys import health_key
 from helios_pipeline.storage.hot.live_candles import HotCandleWriter
+from helios_pipeline.storage.hot.live_indicators import HotIndicatorWriter
 from helios_pipeline.storage.hot.wal_files import WalError
 from helios_pipeline.storage.hot.writer import Ack, WriterError
 
@@ -122,6 +127,11 @@ class StreamService:
                                      self.config.hot_retention_ms)
             self.candles = LiveCandles(self.config.symbols, writer,
                                        self.config.late_tolerance_ms, now)
+            self.candles.indicators = await self._live_indicators(now)
+        # Everything loaded so far (modules, markets, warm-start state) lives as long as the
+        # service: out of the collector's sight, full collections stay short on the event loop.
+        gc.collect()
+        gc.freeze()
         self._build_feeds(markets)
         self._feed_tasks = [asyncio.create_task(f.run(), name=f"feed-{f.name}")
                             for f in self.feeds]
@@ -133,6 +143,22 @@ class StreamService:
         log.info("Streaming %d symbols (%s) from %s; %d logged ticks replayed to Redis.",
                  len(self.config.symbols), ",".join(self.config.kinds), self.source,
                  self.replayed)
+
+    async def _live_indicators(self, now_ms: int) -> LiveIndicators | None:
+        """The live indicators, warm-started from the stored candles (none if not configured)."""
+        cfg = self.config
+        if not cfg.indicator_timeframes:
+            return None
+        indicators = LiveIndicators(
+            cfg.symbols, parse_timeframes(cfg.indicator_timeframes),
+            HotIndicatorWriter(cfg.redis_url, cfg.exchange, cfg.hot_retention_ms),
+            cfg.late_tolerance_ms)
+        fed = await asyncio.to_thread(warm_start, indicators, cfg.data_dir, cfg.redis_url,
+                                      cfg.exchange, cfg.hot_retention_ms, now_ms,
+                                      cfg.indicator_warmup)
+        log.info("Live indicators (%s) warm-started from %d stored candles.",
+                 ",".join(cfg.indicator_timeframes), fed)
+        return indicators
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         return asyncio.create_task(coro, name=f"stream-{name}")
@@ -224,6 +250,8 @@ class StreamService:
         await self.publisher.aclose()
         if self.candles is not None:
             await self.candles.writer.aclose()
+            if self.candles.indicators is not None:
+                await self.candles.indicators.writer.aclose()
         log.info("Stream service stopped; Redis %s.", "caught up" if caught_up else
                  "lags: the rest stays in the WAL and is replayed on the next start")
         return caught_up

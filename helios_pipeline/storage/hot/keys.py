@@ -4,6 +4,8 @@
 
     helios:{exchange}:{STORAGE_ID}:{kind}         stream of ticks (``trade``, ``ticker``, ``book``)
     helios:{exchange}:{STORAGE_ID}:candle_1m      hash of live 1m candles (``live_candles``)
+    helios:{exchange}:{STORAGE_ID}:indicators_{tf}  hash of the latest live indicators
+                                                  (``live_indicators``)
     helios:{exchange}:latest                      hash, STORAGE_ID -> newest ticker
     helios:{exchange}:stream_health[-IofN]        hash, the stream service's health (``health``)
     helios:writer:{name}:position                 the log position Redis holds (``writer``)
@@ -35,6 +37,11 @@ def stream_key(exchange: str, symbol: str, kind: str) -> str:
 def candle_key(exchange: str, symbol: str) -> str:
     """Hash of one symbol's live 1m candles: ``helios:binance:BTCUSDT:candle_1m``."""
     return stream_key(exchange, symbol, CANDLE_KIND)
+
+
+def indicator_key(exchange: str, symbol: str, timeframe: str) -> str:
+    """Hash of one symbol's latest live indicators: ``helios:binance:BTCUSDT:indicators_5m``."""
+    return stream_key(exchange, symbol, f"indicators_{timeframe}")
 
 
 def latest_key(exchange: str) -> str:
