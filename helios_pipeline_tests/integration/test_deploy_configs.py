@@ -193,6 +193,7 @@ def test_helm_values_run_the_project_image_and_module() -> None:
     Settings.from_env(env)  # every HELIOS_* value the chart sets is one Settings accepts
     assert env["HELIOS_DAGSTER_EXECUTOR"] == "k8s"
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["concurrency"]["enabled"] is True
     assert values["concurrency"]["runs"]["maxConcurrentRuns"] == 8
     assert values["concurrency"]["pools"]["defaultLimit"] == 2
 
