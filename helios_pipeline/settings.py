@@ -32,6 +32,10 @@ from helios_pipeline.validation.rules import ThresholdError, ValidationThreshold
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 
 
+# Step executors HELIOS_DAGSTER_EXECUTOR may name (defs/executors.py maps them to Dagster's).
+EXECUTORS = ("multiprocess", "k8s", "celery")
+
+
 class SettingsError(ValueError):
     """A ``HELIOS_*`` variable holds a value that cannot be used."""
 
@@ -97,6 +101,10 @@ class Settings:
             ``{data_dir}/archive``.
         warm_days: Days of daily files kept after their month is archived
             (``HELIOS_WARM_DAYS``); older ones are removed once the archive is verified.
+        dagster_executor: How runs execute their steps (``HELIOS_DAGSTER_EXECUTOR``):
+            ``multiprocess`` (default: Dagster's own, one process per step), ``k8s`` (one
+            Kubernetes Job per step, dagster-k8s) or ``celery`` (Celery workers, dagster-celery).
+            See docs/deploy.md.
     """
 
     data_dir: Path = Path("local/data")
@@ -130,6 +138,7 @@ class Settings:
     bulk_url: str | None = None
     archive_url: str | None = field(default=None, repr=False)  # may carry credentials
     warm_days: int = 30
+    dagster_executor: str = "multiprocess"
 
     def exchange_config(self) -> ExchangeConfig:
         """The primary exchange's connection settings."""
@@ -229,6 +238,12 @@ def _checked(var: str, raw: str, check: Callable[[str], object]) -> object:
         raise SettingsError(f"{var}={shown(raw)!r}: {exc}") from None
 
 
+def _parse_executor(var: str, raw: str) -> str:
+    if raw not in EXECUTORS:
+        raise SettingsError(f"{var}={raw!r}: expected one of {', '.join(EXECUTORS)}.")
+    return raw
+
+
 def _parse_exchange(var: str, raw: str) -> str:
     return str(_checked(var, raw, check_exchange_id))
 
@@ -312,4 +327,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "bulk_url": _parse_http_url,
     "redis_url": _parse_redis_url,
     "warm_days": _parse_count,
+    "dagster_executor": _parse_executor,
 }

@@ -68,3 +68,20 @@ ensure_postgres() {
   echo "PostgreSQL did not start on 127.0.0.1:5432; start it (service postgresql start) and re-run." >&2
   return 1
 }
+
+# The RabbitMQ broker the Celery executor test uses (127.0.0.1:5672, Debian's guest/guest, which
+# only local clients may use): started when installed but not running.
+ensure_rabbitmq() {
+  if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then return 0; fi
+  need_apt_packages rabbitmq-server rabbitmq-server
+  echo "==> starting RabbitMQ"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo service rabbitmq-server start >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do
+    (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && return 0
+    sleep 1
+  done
+  echo "RabbitMQ did not start on 127.0.0.1:5672; start it (service rabbitmq-server start) and re-run." >&2
+  return 1
+}

@@ -26,6 +26,7 @@ from helios_pipeline.defs.automation import (
 )
 from helios_pipeline.defs.checks import build_freshness_check
 from helios_pipeline.defs.cross import build_divergence_asset, build_reference_candles
+from helios_pipeline.defs.executors import executor_for
 from helios_pipeline.defs.healing import build_self_healing_sensor
 from helios_pipeline.defs.history import build_backfill_job
 from helios_pipeline.defs.influx import build_influx_defs
@@ -71,7 +72,9 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         _realtime_defs(settings),
         _signal_defs(partitions),
         _archive_defs(settings),
-        dg.Definitions(resources=_resources(settings)),
+        # HELIOS_DAGSTER_EXECUTOR: None (multiprocess) keeps Dagster's default executor.
+        dg.Definitions(resources=_resources(settings),
+                       executor=executor_for(settings.dagster_executor)),
         # The InfluxDB mirror is optional: it exists only when HELIOS_INFLUX_URL is set.
         *([build_influx_defs(settings)] if settings.influx_url else []),
     )
