@@ -26,6 +26,7 @@ from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.quality.daily import Venue, assess_day
+from helios_pipeline.security.audit import AuditLog
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.decisions import DecisionStore
@@ -171,6 +172,9 @@ def test_helios_quarantine_release_restores_the_crash_and_rebuilds_derived_days(
 
     assert code == 0, capsys.readouterr()
     assert "Released BTC/USDT 2020-03-12 12:00 UTC" in capsys.readouterr().out
+    (audited,) = AuditLog(tmp_path / "metadata.sqlite").entries(kind="quarantine_release")
+    assert audited.subject == "binance:BTC/USDT 2020-03-12 12:00"
+    assert audited.detail["reason"] == "BTC fell 30% on every venue"
     assert QuarantineStore(tmp_path).load_partition(SYMBOL, Timeframe.M1, DAY) == []
     after = catalog.latest_partition("binance", SYMBOL, Timeframe.M1, DAY)
     assert before is not None
