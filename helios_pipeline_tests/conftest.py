@@ -226,3 +226,34 @@ def s3_server() -> Iterator[S3Server]:
     yield S3Server(port, process)
     process.terminate()
     process.wait(timeout=10)
+
+
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """URL of a fresh, empty database on the machine's PostgreSQL; dropped afterwards.
+
+    ``scripts/test`` starts the server (127.0.0.1:5432, trust auth) when it is installed but not
+    running.
+    """
+    import uuid
+
+    import psycopg2
+
+    name = f"helios_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL does not answer at {POSTGRES_SERVER} ({exc}); scripts/test "
+                    "starts it.")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

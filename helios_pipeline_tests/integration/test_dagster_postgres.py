@@ -7,7 +7,6 @@ by ``scripts/test`` when it is not running), in a database created for this test
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,27 +20,13 @@ from helios_pipeline.defs.build import build_defs
 from helios_pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 DAY = (datetime.now(tz=UTC) - timedelta(days=2)).date()
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty database on the local PostgreSQL server; dropped afterwards."""
-    name = f"helios_dagster_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg2.connect(f"{SERVER}/postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL does not answer at {SERVER} ({exc}); scripts/test starts it.")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def postgres_url(postgres_database: str) -> str:
+    """A fresh, empty database on the local PostgreSQL server (conftest); dropped afterwards."""
+    return postgres_database
 
 
 @pytest.fixture

@@ -10,13 +10,10 @@ Helm values are parsed and held to what the chart needs from us (module, image, 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import psycopg2
 import pytest
 import yaml
 from dagster_celery.cli import get_validated_config
@@ -28,7 +25,6 @@ from helios_pipeline.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 BACKFILL_CONFIG = {"ops": {"backfill_candles": {"config": {
     "symbol": "BTC/USDT", "start": "2024-01-01", "end": "2024-01-31"}}}}
@@ -43,23 +39,11 @@ current-context: none
 
 
 @pytest.fixture
-def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh database for the instance, named to HELIOS_DAGSTER_PG_URL; dropped afterwards."""
-    name = f"helios_deploy_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg2.connect(f"{SERVER}/postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL does not answer at {SERVER} ({exc}); scripts/test starts it.")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    monkeypatch.setenv("HELIOS_DAGSTER_PG_URL", f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def pg_url(postgres_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database for the instance, named to HELIOS_DAGSTER_PG_URL."""
+    monkeypatch.setenv("HELIOS_DAGSTER_PG_URL",
+                       postgres_database.replace("postgresql://", "postgresql+psycopg2://"))
+    return postgres_database.rsplit("/", 1)[1]
 
 
 def _home(tmp_path: Path, text: str) -> Path:

@@ -24,7 +24,12 @@ from helios_pipeline.sim.ws.routes import WsConfig
 from helios_pipeline.storage.hot.health import read_health
 from helios_pipeline.storage.paths import wal_dir
 from helios_pipeline_tests.conftest import REPO_ROOT, RedisServer
-from helios_pipeline_tests.integration.test_stream_kill9 import SYMBOLS, complete_lines, in_redis
+from helios_pipeline_tests.integration.test_stream_kill9 import (
+    SYMBOLS,
+    Identity,
+    complete_lines,
+    in_redis,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +54,25 @@ def finish(process: subprocess.Popen[bytes], ack_log: Path, timeout_s: float = 6
     out = (ack_log.parent / f"{ack_log.stem}.out").read_text()
     assert code == 0, out
     return out
+
+
+def ack_into_two_shard_logs(sim: SimExchangeServer, data: Path, redis_url: str,
+                            tmp_path: Path) -> list[Identity]:
+    """Run ``--shards 2`` (Redis already stopped) until 20 ticks are acknowledged, then stop it.
+
+    Returns the acknowledged ticks: they are in the two shards' logs only.
+    """
+    ack_log = tmp_path / "acks-sharded.log"
+    sharded = stream(sim, data, redis_url, ack_log, "--shards", "2")
+    deadline = time.monotonic() + 60
+    while len(complete_lines(ack_log)) < 20 and time.monotonic() < deadline:
+        assert sharded.poll() is None, (tmp_path / "acks-sharded.out").read_text()
+        time.sleep(0.2)
+    sharded.send_signal(signal.SIGTERM)
+    finish(sharded, ack_log)
+    acks = complete_lines(ack_log)
+    assert len(acks) >= 20
+    return acks
 
 
 def test_placement_depends_on_the_symbol_alone() -> None:
@@ -99,18 +123,9 @@ def test_changing_the_shard_count_replays_the_old_logs(
     data = tmp_path / "data"
     redis_server.stop()  # acknowledged ticks stay in the two shards' logs only
     try:
-        first_log = tmp_path / "acks-sharded.log"
-        sharded = stream(exchange, data, redis_url, first_log, "--shards", "2")
-        deadline = time.monotonic() + 60
-        while len(complete_lines(first_log)) < 20 and time.monotonic() < deadline:
-            assert sharded.poll() is None, (tmp_path / "acks-sharded.out").read_text()
-            time.sleep(0.2)
-        sharded.send_signal(signal.SIGTERM)
-        finish(sharded, first_log)
+        acks = ack_into_two_shard_logs(exchange, data, redis_url, tmp_path)
     finally:
         redis_server.start()  # empty: nothing was ever written to it
-    acks = complete_lines(first_log)
-    assert len(acks) >= 20
     assert sum(in_redis(redis_url)[0].values()) == 0
 
     second_log = tmp_path / "acks-single.log"
@@ -131,16 +146,7 @@ def test_a_new_layout_waits_for_redis_to_take_the_old_logs_first(
     data = tmp_path / "data"
     redis_server.stop()
     try:
-        first_log = tmp_path / "acks-sharded.log"
-        sharded = stream(exchange, data, redis_url, first_log, "--shards", "2")
-        deadline = time.monotonic() + 60
-        while len(complete_lines(first_log)) < 20 and time.monotonic() < deadline:
-            assert sharded.poll() is None, (tmp_path / "acks-sharded.out").read_text()
-            time.sleep(0.2)
-        sharded.send_signal(signal.SIGTERM)
-        finish(sharded, first_log)
-        acks = complete_lines(first_log)
-        assert len(acks) >= 20
+        acks = ack_into_two_shard_logs(exchange, data, redis_url, tmp_path)
 
         # One process now, Redis still down: it waits, saying so, and acknowledges nothing.
         second_log = tmp_path / "acks-single.log"
