@@ -125,11 +125,12 @@ def backfill_with_progress(
     """
     from helios_pipeline.defs.backfill import plan_backfill, run_backfill
 
-    instance = dagster_instance()
     total = len(plan_backfill(symbols, start, end))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    # Closed when done: an open instance outlives the command in a Python session (notebooks,
+    # tests) and leaves Dagster's current-instance context pointing at a dead one.
+    with dagster_instance() as instance, Progress(*columns, console=console) as progress:
         task = progress.add_task("backfill runs", total=total)
 
         def done(planned: PlannedRun, ok: bool) -> None:

@@ -82,8 +82,8 @@ def followups(settings: Settings, symbols: list[str], start: date, end: date) ->
     """Materialise the divergence view and the reports; returns the number of failed runs."""
     from helios_pipeline.defs.backfill import run_followups
 
-    outcome = run_followups(symbols, start, end, dagster_instance(), settings,
-                            log_level="WARNING")
+    with dagster_instance() as instance:
+        outcome = run_followups(symbols, start, end, instance, settings, log_level="WARNING")
     for planned, error in outcome.failures:
         console.print(f"[red]{planned.symbol} {planned.days[0]}:[/] {error}")
     return len(outcome.failures)

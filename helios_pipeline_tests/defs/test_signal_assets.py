@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -29,11 +30,13 @@ KEY = f"{DAYS[1]}|BTCUSDT"
 
 
 @pytest.fixture
-def filled(settings: Settings) -> tuple[Settings, dg.DagsterInstance]:
+def filled(settings: Settings) -> Iterator[tuple[Settings, dg.DagsterInstance]]:
     settings = replace(settings, symbols=(SYMBOL,), start_date="2024-03-01")
-    instance = dg.DagsterInstance.ephemeral()
-    assert run_backfill([SYMBOL], DAYS[0], DAYS[1], instance, settings).success
-    return settings, instance
+    # Closed when the test ends: an instance left to the garbage collector leaves Dagster's
+    # current-instance context pointing at nothing, and later definitions fail to load.
+    with dg.instance_for_test() as instance:
+        assert run_backfill([SYMBOL], DAYS[0], DAYS[1], instance, settings).success
+        yield settings, instance
 
 
 def test_signal_assets_sit_below_the_candles() -> None:
