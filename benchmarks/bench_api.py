@@ -38,8 +38,9 @@ from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import Timeframe, days_between
 from helios_pipeline.query.engine import MarketDataQuery
 from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.catalog_rows import PartitionWrite
 from helios_pipeline.storage.hot.store import HotStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
+from helios_pipeline.storage.metadata import MetadataStore
 
 SYMBOL = "BTC/USDT"
 FIRST, LAST = date(2023, 1, 1), date(2023, 1, 7)

@@ -257,3 +257,23 @@ def postgres_database() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(autouse=True)
+def dagster_instance_context(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests under defs/ and e2e/ run inside their own Dagster instance context.
+
+    Dagster keeps the current instance's definitions-state storage in a context variable that
+    entering an instance sets and leaving it resets. A test that leaves instances in another
+    order than it entered them (or leaves one to the garbage collector) leaves that variable
+    pointing at a dead instance, and the next test that loads definitions outside an instance
+    fails with "Attempted to resolve undefined DagsterInstance weakref". An instance entered
+    around each such test keeps it independent of what ran before.
+    """
+    if request.node.path.parent.name not in ("defs", "e2e"):
+        yield
+        return
+    import dagster as dg
+
+    with dg.DagsterInstance.ephemeral():
+        yield

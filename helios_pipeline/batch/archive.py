@@ -39,7 +39,8 @@ from helios_pipeline.storage.archive import (
 )
 from helios_pipeline.storage.candle_codec import read_table, read_table_bytes
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import ArchiveRecord, MetadataStore
+from helios_pipeline.storage.catalog_rows import ArchiveRecord
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import ohlcv_paths
 
 ARCHIVED_TIMEFRAMES = (Timeframe.M1, *DERIVED_TIMEFRAMES)

@@ -20,7 +20,8 @@ from helios_pipeline.domain.resample import PARTIAL_BUCKET, aggregate_candles
 from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, datetime_to_ms, day_start_ms
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
+from helios_pipeline.storage.catalog_rows import PartitionRecord
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.quarantine import QuarantineStore
 
 DERIVED_TIMEFRAMES = (Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)

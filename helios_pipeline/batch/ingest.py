@@ -57,8 +57,9 @@ from helios_pipeline.storage.candles import (
     candle_columns,
     candles_of,
 )
+from helios_pipeline.storage.catalog_rows import PartitionWrite
 from helios_pipeline.storage.decisions import CandleDecision, DecisionStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.quarantine import QuarantineStore
 from helios_pipeline.validation.frames import (
     HARD_RULES_COLUMN,

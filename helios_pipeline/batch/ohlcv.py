@@ -16,7 +16,8 @@ from helios_pipeline.domain.gaps import missing_ranges
 from helios_pipeline.domain.timeframe import DAY_MS, Timeframe, datetime_to_ms, day_start_ms
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
+from helios_pipeline.storage.catalog_rows import PartitionRecord
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.quarantine import QuarantineStore
 from helios_pipeline.validation.outcome import ValidationOutcome, validate_candles
 from helios_pipeline.validation.rules import ValidationThresholds

@@ -28,7 +28,7 @@ from helios_pipeline.batch.derived import ConsistencyReport
 from helios_pipeline.domain.columns import ANOMALY_FLAGS
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.storage.candles import CandleStore, PartitionNotFoundError
-from helios_pipeline.storage.metadata import PartitionRecord
+from helios_pipeline.storage.catalog_rows import PartitionRecord
 from helios_pipeline.validation.expectations import candle_expectation_rules_by_day
 from helios_pipeline.validation.rules import HARD_RULES, ValidationThresholds
 from helios_pipeline.validation.stored import stored_failures, stored_frame

@@ -14,7 +14,8 @@ from helios_pipeline.query.history import TableDiff, diff_tables
 from helios_pipeline.security.inputs import EXCHANGE_ID
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
+from helios_pipeline.storage.catalog_rows import PartitionRecord
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
 from helios_pipeline.storage.versions import VersionNotKeptError
 

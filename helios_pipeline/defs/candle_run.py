@@ -45,7 +45,7 @@ from helios_pipeline.defs.resources import ExchangeResource, StorageResource
 from helios_pipeline.domain.timeframe import Timeframe, ms_to_datetime
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.quality.alerts import AlertManager
-from helios_pipeline.storage.metadata import PartitionRecord
+from helios_pipeline.storage.catalog_rows import PartitionRecord
 from helios_pipeline.validation.rules import ValidationThresholds
 
 # Days fetched and checked together (bounds memory; one Great Expectations run per chunk).

@@ -16,6 +16,7 @@ next live value is then the batch value over the stored candles plus the new one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,7 @@ from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe
 from helios_pipeline.query.candles import CandleReader
 from helios_pipeline.query.sources import Span
+from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.indicator_series import Bar, LiveSeries, SymbolIndicators, Update
 from helios_pipeline.signals.frame import DEFAULT_PARAMS, IndicatorParams
 from helios_pipeline.storage.candles import CandleStore
@@ -179,3 +181,23 @@ def warm_start(indicators: LiveIndicators, data_dir: Path, redis_url: str, excha
         return indicators.warm_start(reader, now_ms, warmup)
     finally:
         hot.close()
+
+
+async def start_live_indicators(config: StreamConfig, now_ms: int) -> LiveIndicators | None:
+    """The stream service's live indicators, warm-started from the stored candles.
+
+    ``None`` when ``config.indicator_timeframes`` is empty. The warm start runs in a worker
+    thread, before the feeds start.
+    """
+    if not config.indicator_timeframes:
+        return None
+    indicators = LiveIndicators(
+        config.symbols, parse_timeframes(config.indicator_timeframes),
+        HotIndicatorWriter(config.redis_url, config.exchange, config.hot_retention_ms),
+        config.late_tolerance_ms)
+    fed = await asyncio.to_thread(warm_start, indicators, config.data_dir, config.redis_url,
+                                  config.exchange, config.hot_retention_ms, now_ms,
+                                  config.indicator_warmup)
+    log.info("Live indicators (%s) warm-started from %d stored candles.",
+             ",".join(config.indicator_timeframes), fed)
+    return indicators

@@ -46,13 +46,12 @@ from helios_pipeline.realtime.config import StreamConfig
 from helios_pipeline.realtime.feeds import Feed, make_exchange
 from helios_pipeline.realtime.health import StreamStats
 from helios_pipeline.realtime.live import LiveCandles
-from helios_pipeline.realtime.live_indicators import LiveIndicators, parse_timeframes, warm_start
+from helios_pipeline.realtime.live_indicators import start_live_indicators
 from helios_pipeline.realtime.pipeline import TickPipeline
 from helios_pipeline.realtime.queue import TickQueue
 from helios_pipeline.storage.hot.health import HealthPublisher
 from helios_pipeline.storage.hot.keys import health_key
 from helios_pipeline.storage.hot.live_candles import HotCandleWriter
-from helios_pipeline.storage.hot.live_indicators import HotIndicatorWriter
 from helios_pipeline.storage.hot.wal_files import WalError
 from helios_pipeline.storage.hot.writer import Ack, WriterError
 
@@ -127,7 +126,7 @@ class StreamService:
                                      self.config.hot_retention_ms)
             self.candles = LiveCandles(self.config.symbols, writer,
                                        self.config.late_tolerance_ms, now)
-            self.candles.indicators = await self._live_indicators(now)
+            self.candles.indicators = await start_live_indicators(self.config, now)
         # Everything loaded so far (modules, markets, warm-start state) lives as long as the
         # service: out of the collector's sight, full collections stay short on the event loop.
         gc.collect()
@@ -143,22 +142,6 @@ class StreamService:
         log.info("Streaming %d symbols (%s) from %s; %d logged ticks replayed to Redis.",
                  len(self.config.symbols), ",".join(self.config.kinds), self.source,
                  self.replayed)
-
-    async def _live_indicators(self, now_ms: int) -> LiveIndicators | None:
-        """The live indicators, warm-started from the stored candles (none if not configured)."""
-        cfg = self.config
-        if not cfg.indicator_timeframes:
-            return None
-        indicators = LiveIndicators(
-            cfg.symbols, parse_timeframes(cfg.indicator_timeframes),
-            HotIndicatorWriter(cfg.redis_url, cfg.exchange, cfg.hot_retention_ms),
-            cfg.late_tolerance_ms)
-        fed = await asyncio.to_thread(warm_start, indicators, cfg.data_dir, cfg.redis_url,
-                                      cfg.exchange, cfg.hot_retention_ms, now_ms,
-                                      cfg.indicator_warmup)
-        log.info("Live indicators (%s) warm-started from %d stored candles.",
-                 ",".join(cfg.indicator_timeframes), fed)
-        return indicators
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         return asyncio.create_task(coro, name=f"stream-{name}")

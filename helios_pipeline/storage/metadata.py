@@ -1,8 +1,9 @@
 """META tier: SQLite markets, configs and the versioned partition catalog.
 
-:class:`MetadataStore` owns one SQLite file (``storage.paths.metadata_path``). It opens a fresh
-connection per call, so one store can be shared by threads and processes; the database runs in
-WAL mode so readers never block the writer. The schema is created on first open and its version
+:class:`MetadataStore` owns one SQLite file (``storage.paths.metadata_path``); its record
+types and their row mapping live in ``storage.catalog_rows``. It opens a fresh connection per
+call, so one store can be shared by threads and processes; the database runs in WAL mode so
+readers never block the writer. The schema is created on first open and its version
 kept in ``schema_version``.
 
 Decimals are stored as their exact plain-notation text, never as REAL. Times are UTC ISO-8601.
@@ -21,17 +22,24 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from helios_pipeline.domain.gaps import count_missing
 from helios_pipeline.domain.models import Market
-from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe
-from helios_pipeline.storage.candle_codec import decimal_text
+from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.storage.candles import StoredPartition
+from helios_pipeline.storage.catalog_rows import (
+    MARKET_COLUMNS,
+    ArchiveRecord,
+    ConfigEntry,
+    PartitionRecord,
+    PartitionWrite,
+    market_from_row,
+    market_values,
+    partition_from_row,
+    partition_values,
+)
 
 SCHEMA_VERSION = 3  # 2: partitions.quarantined; 3: archive_months
 
@@ -98,15 +106,12 @@ CREATE TABLE IF NOT EXISTS archive_months (
 );
 """
 
-_MARKET_DECIMALS = ("tick_size", "lot_size", "min_qty", "max_qty", "min_notional")
-_MARKET_COLUMNS = ("exchange", "symbol", "exchange_symbol", "base", "quote", "active",
-                   *_MARKET_DECIMALS)
-_SELECT_MARKETS = f"SELECT {', '.join(_MARKET_COLUMNS)} FROM markets"  # noqa: S608
+_SELECT_MARKETS = f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets"  # noqa: S608
 _UPSERT_MARKET = (
-    f"INSERT INTO markets ({', '.join(_MARKET_COLUMNS)}, updated_at) "  # noqa: S608
-    f"VALUES ({', '.join('?' * (len(_MARKET_COLUMNS) + 1))}) ON CONFLICT (exchange, symbol) "
+    f"INSERT INTO markets ({', '.join(MARKET_COLUMNS)}, updated_at) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(MARKET_COLUMNS) + 1))}) ON CONFLICT (exchange, symbol) "
     "DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*_MARKET_COLUMNS[2:], "updated_at"))
+    + ", ".join(f"{c} = excluded.{c}" for c in (*MARKET_COLUMNS[2:], "updated_at"))
 )
 
 _PARTITION_COLUMNS = (
@@ -134,108 +139,8 @@ class MetadataError(RuntimeError):
     """The metadata database cannot be used (e.g. written by a newer schema)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigEntry:
-    """A stored config value and when it was last set.
-
-    Attributes:
-        key: Config key.
-        value: The JSON value.
-        updated_at: When it was last stored (UTC).
-    """
-
-    key: str
-    value: Any
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionRecord:
-    """One version of a stored partition in the catalog.
-
-    Attributes:
-        exchange: ccxt exchange id the data came from.
-        symbol: ccxt unified symbol.
-        timeframe: Candle length.
-        day: UTC day of the partition.
-        version: 1 for the first write; +1 each time the bytes changed.
-        rows: Candles in the file.
-        first_ts_ms: Open time of the first candle; ``None`` for an empty day.
-        last_ts_ms: Open time of the last candle; ``None`` for an empty day.
-        missing_minutes: Minutes of the day no candle covers (the missing-candle count for 1m).
-        missing_ranges: Missing candle open times as ``(first_ms, last_ms)`` pairs, inclusive.
-        content_hash: SHA-256 (hex) of the file bytes.
-        written_at: When this version was first recorded (UTC).
-        last_verified_at: Last time these exact bytes were written or re-materialised (UTC).
-        source: Where the data came from (``binance@http://127.0.0.1:8081``, ``replay``).
-        path: The partition file.
-        quarantined: Rows the exchange sent that failed a hard rule (1m partitions; 0 for
-            derived ones): ``rows + quarantined + missing_minutes`` is the day's 1,440 minutes.
-    """
-
-    exchange: str
-    symbol: str
-    timeframe: Timeframe
-    day: date
-    version: int
-    rows: int
-    first_ts_ms: int | None
-    last_ts_ms: int | None
-    missing_minutes: int
-    missing_ranges: tuple[tuple[int, int], ...]
-    content_hash: str
-    written_at: datetime
-    last_verified_at: datetime
-    source: str
-    path: Path
-    quarantined: int = 0
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PartitionWrite:
-    """One stored partition to record in the catalog (see ``MetadataStore.record_partition``)."""
-
-    exchange: str
-    symbol: str
-    timeframe: Timeframe
-    day: date
-    stored: StoredPartition
-    source: str
-    quarantined: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveRecord:
-    """One verified month of the cold archive (``storage.archive``) in the catalog.
-
-    Attributes:
-        exchange: ccxt exchange id.
-        symbol: ccxt unified symbol.
-        timeframe: Candle length.
-        month: First day of the month.
-        rows: Candles in the month file.
-        days: Days whose daily files it holds.
-        content_hash: The month's content hash (``storage.archive.table_hash``).
-        path: The month file (on its filesystem).
-        archived_at: When it was last written and verified (UTC).
-        daily_removed: Days whose daily files were removed after verification (all of them
-            over the runs so far).
-    """
-
-    exchange: str
-    symbol: str
-    timeframe: Timeframe
-    month: date
-    rows: int
-    days: tuple[date, ...]
-    content_hash: str
-    path: str
-    archived_at: datetime
-    daily_removed: tuple[date, ...] = ()
 
 
 class MetadataStore:
@@ -282,7 +187,7 @@ class MetadataStore:
             ValueError: A trading-rule Decimal is NaN or infinite.
         """
         now = self._now()
-        rows = [(*_market_values(m), now) for m in markets]
+        rows = [(*market_values(m), now) for m in markets]
         with self._connect() as conn, _transaction(conn):
             conn.executemany(_UPSERT_MARKET, rows)
         return len(rows)
@@ -291,14 +196,14 @@ class MetadataStore:
         """All stored markets of an exchange, ordered by symbol."""
         sql = f"{_SELECT_MARKETS} WHERE exchange = ? ORDER BY symbol"
         with self._connect() as conn:
-            return [_market(row) for row in conn.execute(sql, (exchange,))]
+            return [market_from_row(row) for row in conn.execute(sql, (exchange,))]
 
     def load_market(self, exchange: str, symbol: str) -> Market | None:
         """One stored market, or None when it was never stored."""
         sql = f"{_SELECT_MARKETS} WHERE exchange = ? AND symbol = ?"
         with self._connect() as conn:
             row = conn.execute(sql, (exchange, symbol)).fetchone()
-        return None if row is None else _market(row)
+        return None if row is None else market_from_row(row)
 
     # -- configs ---------------------------------------------------------------------------------
 
@@ -376,7 +281,7 @@ class MetadataStore:
                     conn.execute(_TOUCH, (now, *key, latest[0].version))
                 else:
                     version = latest[0].version + 1 if latest else 1
-                    values = (*key, version, *_partition_values(write.timeframe, write.stored),
+                    values = (*key, version, *partition_values(write.timeframe, write.stored),
                               now, now, write.source, str(write.stored.path), write.quarantined)
                     conn.execute(_INSERT_PARTITION, values)
                 records.append(_select(conn, _LATEST_OF_KEY, key)[0])
@@ -541,7 +446,7 @@ def _select(
 ) -> list[PartitionRecord]:
     """Catalog rows matching ``where``, a clause built from this module's constants only."""
     sql = f"SELECT {', '.join(_PARTITION_COLUMNS)} FROM partitions WHERE {where}"  # noqa: S608
-    return [_partition(row) for row in conn.execute(sql, params)]
+    return [partition_from_row(row) for row in conn.execute(sql, params)]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -560,43 +465,3 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
-
-
-def _market_values(market: Market) -> tuple[object, ...]:
-    decimals = (getattr(market, name) for name in _MARKET_DECIMALS)
-    return (
-        market.exchange, market.symbol, market.exchange_symbol, market.base, market.quote,
-        int(market.active), *(None if d is None else decimal_text(d) for d in decimals),
-    )
-
-
-def _market(row: Sequence[Any]) -> Market:
-    values = dict(zip(_MARKET_COLUMNS, row, strict=True))
-    for name in _MARKET_DECIMALS:
-        text = values[name]
-        values[name] = None if text is None else Decimal(text)
-    values["active"] = bool(values["active"])
-    return Market(**values)
-
-
-def _partition_values(timeframe: Timeframe, stored: StoredPartition) -> tuple[object, ...]:
-    ranges = [list(r) for r in stored.missing_ranges]
-    missing_minutes = count_missing(stored.missing_ranges, timeframe.ms) * timeframe.ms // MINUTE_MS
-    return (
-        stored.rows, stored.first_ts_ms, stored.last_ts_ms, missing_minutes,
-        json.dumps(ranges), stored.content_hash,
-    )
-
-
-def _partition(row: Sequence[Any]) -> PartitionRecord:
-    (exchange, symbol, timeframe, day, version, rows, first_ts, last_ts, missing_minutes,
-     ranges, content_hash, written_at, verified_at, source, path, quarantined) = row
-    return PartitionRecord(
-        exchange=exchange, symbol=symbol, timeframe=Timeframe(timeframe),
-        day=date.fromisoformat(day), version=version, rows=rows, first_ts_ms=first_ts,
-        last_ts_ms=last_ts, missing_minutes=missing_minutes,
-        missing_ranges=tuple((int(a), int(b)) for a, b in json.loads(ranges)),
-        content_hash=content_hash, written_at=datetime.fromisoformat(written_at),
-        last_verified_at=datetime.fromisoformat(verified_at), source=source, path=Path(path),
-        quarantined=quarantined,
-    )

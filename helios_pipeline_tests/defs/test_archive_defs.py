@@ -22,7 +22,8 @@ from helios_pipeline.domain.timeframe import Timeframe, days_between
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.archive import CandleArchive
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
+from helios_pipeline.storage.catalog_rows import PartitionWrite
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.paths import metadata_path
 from helios_pipeline_tests.archive_data import day_table
 

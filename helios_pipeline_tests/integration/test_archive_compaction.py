@@ -18,7 +18,8 @@ from helios_pipeline.domain.aggregate import aggregate_table
 from helios_pipeline.domain.timeframe import Bucket, Timeframe, days_between
 from helios_pipeline.storage.archive import ArchivedMonth, CandleArchive, table_hash
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
+from helios_pipeline.storage.catalog_rows import PartitionWrite
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.archive_data import day_table
 
 SYMBOL = "BTC/USDT"

@@ -16,7 +16,8 @@ from helios_pipeline.query.engine import MarketDataQuery
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.archive import CandleArchive, table_hash
 from helios_pipeline.storage.candles import CandleStore
-from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
+from helios_pipeline.storage.catalog_rows import PartitionWrite
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.archive_data import day_table
 from helios_pipeline_tests.conftest import S3Server
 

@@ -24,9 +24,10 @@ from helios_pipeline.domain.timeframe import Bucket, Timeframe, datetime_to_ms, 
 from helios_pipeline.query.engine import MarketDataQuery
 from helios_pipeline.storage.archive import CandleArchive
 from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.catalog_rows import PartitionWrite
 from helios_pipeline.storage.hot.keys import candle_key
 from helios_pipeline.storage.hot.live_candles import encode_candle
-from helios_pipeline.storage.metadata import MetadataStore, PartitionWrite
+from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.archive_data import day_table
 
 SYMBOL = "BTC/USDT"

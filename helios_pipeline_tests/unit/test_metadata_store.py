@@ -14,13 +14,8 @@ import pytest
 from helios_pipeline.domain.models import Market, OHLCVData
 from helios_pipeline.domain.timeframe import MINUTE_MS, Timeframe, day_start_ms
 from helios_pipeline.storage.candles import CandleStore, StoredPartition
-from helios_pipeline.storage.metadata import (
-    SCHEMA_VERSION,
-    ArchiveRecord,
-    JsonValue,
-    MetadataError,
-    MetadataStore,
-)
+from helios_pipeline.storage.catalog_rows import ArchiveRecord
+from helios_pipeline.storage.metadata import SCHEMA_VERSION, JsonValue, MetadataError, MetadataStore
 
 DAY = date(2024, 1, 31)
 T0 = datetime(2024, 2, 1, 9, 0, tzinfo=UTC)

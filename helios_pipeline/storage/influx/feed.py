@@ -21,9 +21,10 @@ from helios_pipeline.domain.ticks import TickKind
 from helios_pipeline.domain.timeframe import datetime_to_ms, ms_to_datetime
 from helios_pipeline.storage.candle_codec import read_table, table_columns
 from helios_pipeline.storage.candles import candles_of
+from helios_pipeline.storage.catalog_rows import PartitionRecord
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.influx.mirror import InfluxMirror
-from helios_pipeline.storage.metadata import MetadataStore, PartitionRecord
+from helios_pipeline.storage.metadata import MetadataStore
 
 WINDOW_DAYS = 30
 
