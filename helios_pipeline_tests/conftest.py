@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -207,11 +209,14 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's standalone S3 server on a free port, started for this session."""
-    binary = shutil.which("moto_server")
-    if binary is None:
-        pytest.fail("moto_server is not installed; install the dev extra (moto[server]).")
+    # The project's own moto, not whichever ``moto_server`` comes first on PATH: an older moto
+    # elsewhere on the machine (5.2.1) answers pyarrow's CompleteMultipartUpload with an error.
+    if importlib.util.find_spec("moto.server") is None:
+        pytest.fail("moto is not installed in this environment; install the dev extra "
+                    "(pip install -e '.[dev]').")
     port = free_port()
-    process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while True:
