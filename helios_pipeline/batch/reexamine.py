@@ -30,6 +30,16 @@ from helios_pipeline.storage.quarantine import QuarantineStore
 from helios_pipeline.validation.rules import ValidationThresholds
 
 
+def reexaminable(quarantine: QuarantineStore, symbol: str, day: date) -> list[int]:
+    """Open times of the day's 1m candles quarantined for price rules only.
+
+    Only those can a reference venue confirm; a candle that broke any other rule is never
+    re-examined.
+    """
+    return [r.timestamp_ms for r in quarantine.load_partition(symbol, Timeframe.M1, day)
+            if r.timestamp_ms is not None and r.rules and set(r.rules) <= PRICE_RULES]
+
+
 async def reexamine_day(
     reference: ExchangeClient,
     candles: CandleStore,
@@ -48,9 +58,9 @@ async def reexamine_day(
     t = thresholds or ValidationThresholds()
     venue = venue_name(reference)
     restored = []
+    wanted = set(reexaminable(quarantine, symbol, day))
     for record in quarantine.load_partition(symbol, Timeframe.M1, day):
-        if record.timestamp_ms is None or not record.rules \
-                or not set(record.rules) <= PRICE_RULES:
+        if record.timestamp_ms is None or record.timestamp_ms not in wanted:
             continue
         candle = confirmed_candle(candle_of(record, symbol), record.rules, t)
         window = await reference_window(reference, candle)

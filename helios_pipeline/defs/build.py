@@ -41,6 +41,7 @@ from helios_pipeline.defs.realtime import (
     build_ticker_snapshots_sensor,
     ticker_partitions,
 )
+from helios_pipeline.defs.reexamine import build_reexamine_job, build_reexamine_sensor
 from helios_pipeline.defs.resources import (
     AlertsResource,
     ExchangeResource,
@@ -145,10 +146,16 @@ def _quality_defs(settings: Settings) -> dg.Definitions:
 def _cross_exchange_defs(
     settings: Settings, partitions: dg.MultiPartitionsDefinition
 ) -> dg.Definitions:
-    """The divergence view between the two venues (built once the reference candles exist)."""
+    """The divergence view between the two venues, and re-examination of price moves.
+
+    The view is built once the reference candles exist; quarantined price moves are asked of
+    the reference venue again when its candles land (``defs.reexamine``).
+    """
     divergence = build_divergence_asset(partitions, settings.validation.max_divergence)
     job = dg.define_asset_job(DIVERGENCE_JOB, selection=[divergence], partitions_def=partitions)
-    return dg.Definitions(assets=[divergence], jobs=[job])
+    reexamine = build_reexamine_job(partitions, settings.exchange, settings.validation)
+    return dg.Definitions(assets=[divergence], jobs=[job, reexamine],
+                          sensors=[build_reexamine_sensor(partitions)])
 
 
 def _realtime_defs(settings: Settings) -> dg.Definitions:
