@@ -14,6 +14,7 @@ import pandas as pd
 
 from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.timeframe import Timeframe, day_start_ms, ms_to_datetime
+from helios_pipeline.quality.detectors import HeldMove
 from helios_pipeline.quality.monitor import DataQualityMonitor, QualitySummary, SymbolData
 from helios_pipeline.quality.report import write_quality_report
 from helios_pipeline.storage.candles import CandleStore
@@ -66,8 +67,22 @@ def assess_day(
     inputs = [_symbol_data(venue, symbol, day, reference) for symbol in symbols]
     summary = _assess(inputs, day)
     frames = {item.symbol: item.candles for item in inputs}
-    path = write_quality_report(summary, frames, quality_report_path(venue.data_dir, day))
+    held = [move for symbol in symbols for move in held_moves(venue, symbol, day)]
+    path = write_quality_report(summary, frames, quality_report_path(venue.data_dir, day), held)
     return QualityReport(summary, path)
+
+
+def held_moves(venue: Venue, symbol: str, day: date) -> list[HeldMove]:
+    """The day's candles quarantined for price rules only, one by one (see :func:`_rules`)."""
+    records = QuarantineStore(venue.data_dir).load(symbol, day, day, venue.qualifier)
+    moves = []
+    for record in records:
+        if record.timestamp_ms is None or not record.rules or not set(record.rules) <= PRICE_RULES:
+            continue
+        fields = dict(record.values)
+        moves.append(HeldMove(symbol, record.timestamp_ms, record.rules, fields,
+                              fields.get(UNCONFIRMED_BY)))
+    return moves
 
 
 def summarize_day(

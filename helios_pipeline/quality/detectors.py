@@ -102,6 +102,26 @@ class QuarantineStats:
 
 
 @dataclass(frozen=True)
+class HeldMove:
+    """A candle quarantined for price rules only: maybe a real move nobody has confirmed.
+
+    Attributes:
+        symbol: ccxt unified symbol.
+        timestamp_ms: Open time, ms epoch.
+        rules: The price rules it broke.
+        fields: The offending fields as received.
+        unconfirmed_by: The reference venue that did not show the move, or ``None`` when no
+            reference venue was asked.
+    """
+
+    symbol: str
+    timestamp_ms: int
+    rules: tuple[str, ...]
+    fields: Mapping[str, str]
+    unconfirmed_by: str | None
+
+
+@dataclass(frozen=True)
 class SoftFlagStats:
     """Rows validation kept but flagged, and the mean validation score (``None`` if absent)."""
 

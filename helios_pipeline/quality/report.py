@@ -21,6 +21,7 @@ from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS, ms_to_datetime
 from helios_pipeline.quality.detectors import (
     ANOMALY_FLAGS,
     CLOSE,
+    HeldMove,
     as_float,
     open_times_ms,
     parse_anomaly_flags,
@@ -60,7 +61,8 @@ footer{color:#718096;font-size:12px;margin-top:8px}
 
 
 def write_quality_report(
-    summary: QualitySummary, frames: Mapping[str, pd.DataFrame], path: Path
+    summary: QualitySummary, frames: Mapping[str, pd.DataFrame], path: Path,
+    held_moves: Sequence[HeldMove] = (),
 ) -> Path:
     """Render the report and write it atomically to ``path`` (parent folders are created).
 
@@ -69,6 +71,8 @@ def write_quality_report(
         frames: Candle frames by ``exchange:symbol`` or symbol, for the price charts; a symbol
             without a frame gets a note instead of a chart.
         path: Destination, usually ``storage.paths.quality_report_path``.
+        held_moves: Candles quarantined for price rules only, listed one by one near the top
+            (they may be real moves a person should look at and release).
 
     Returns:
         ``path``.
@@ -77,11 +81,14 @@ def write_quality_report(
         OSError: The file could not be written; an older report at ``path`` is left as it was.
     """
     # Reasons quote exchange errors and URLs: mask any credential they carry.
-    write_atomic(path, redact(render_quality_report(summary, frames)).encode("utf-8"))
+    write_atomic(path, redact(render_quality_report(summary, frames, held_moves)).encode("utf-8"))
     return path
 
 
-def render_quality_report(summary: QualitySummary, frames: Mapping[str, pd.DataFrame]) -> str:
+def render_quality_report(
+    summary: QualitySummary, frames: Mapping[str, pd.DataFrame],
+    held_moves: Sequence[HeldMove] = (),
+) -> str:
     """The report as one HTML string (see :func:`write_quality_report`)."""
     period = f"{_when(summary.start_ms)} \u2192 {_when(summary.end_ms)} UTC"
     sections = [
@@ -90,6 +97,8 @@ def render_quality_report(summary: QualitySummary, frames: Mapping[str, pd.DataF
         f"{len(summary.symbols)} symbol(s) \u00b7 generated "
         f"{_e(summary.generated_at.strftime('%Y-%m-%d %H:%M:%S %Z'))}</div>",
         _card("Findings", _reasons(summary.reasons)),
+        *([_card(f"Price moves held in quarantine ({len(held_moves)})",
+                 _held_moves_table(held_moves))] if held_moves else []),
         _card("Per symbol", _headline_table(summary.symbols)),
         '<div class="grid2">'
         + _card("Quality score per symbol", _score_chart(summary.symbols))
@@ -154,6 +163,25 @@ def _divergence_table(symbols: Sequence[SymbolQuality]) -> str:
             f"<div class=sub>&gt; {d.threshold:.1%}</div></td>"
             f"<td>{_e(windows + more) or _DASH}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _held_moves_table(moves: Sequence[HeldMove]) -> str:
+    note = ("<p>Each candle broke only a price rule. It may be a real move: compare it with "
+            "another venue and, if it was real, restore it with the command shown.</p>")
+    head = ("<tr><th>Symbol</th><th>Open (UTC)</th><th>Rules</th><th>Verdict</th>"
+            "<th>Values</th><th>Restore with</th></tr>")
+    rows = []
+    for m in sorted(moves, key=lambda m: (m.timestamp_ms, m.symbol)):
+        when = ms_to_datetime(m.timestamp_ms)
+        verdict = (f"not shown by {m.unconfirmed_by}" if m.unconfirmed_by
+                   else "no reference venue asked")
+        values = ", ".join(f"{k}={v}" for k, v in m.fields.items() if k != "unconfirmed_by")
+        command = f"helios quarantine release {m.symbol} {when:%Y-%m-%dT%H:%M}"
+        rows.append(
+            f"<tr><td><b>{_e(m.symbol)}</b></td><td>{when:%Y-%m-%d %H:%M}</td>"
+            f"<td>{_e(', '.join(m.rules))}</td><td>{_e(verdict)}</td>"
+            f"<td>{_e(values) or _DASH}</td><td><code>{_e(command)}</code></td></tr>")
+    return f"{note}<table>{head}{''.join(rows)}</table>"
 
 
 def _reasons(reasons: Sequence[str]) -> str:

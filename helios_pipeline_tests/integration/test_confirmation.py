@@ -25,7 +25,7 @@ from helios_pipeline.batch.release import Released
 from helios_pipeline.cli.main import main
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.exchanges.client import ExchangeClient
-from helios_pipeline.quality.daily import Venue, assess_day
+from helios_pipeline.quality.daily import Venue, assess_day, held_moves
 from helios_pipeline.security.audit import AuditLog
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
@@ -112,8 +112,15 @@ def test_a_crash_on_one_venue_is_quarantined_unconfirmed_by_the_reference(
     assert CRASH_AT not in {c.timestamp for c in stored}
     [decision] = DecisionStore(tmp_path / "metadata.sqlite").decisions(SYMBOL)
     assert decision.decision == "unconfirmed"
-    [quality] = assess_day(Venue("binance", tmp_path), [SYMBOL], DAY).summary.symbols
+    assessed = assess_day(Venue("binance", tmp_path), [SYMBOL], DAY)
+    [quality] = assessed.summary.symbols
     assert quality.quarantine.by_rule[MOVE_UNCONFIRMED] == 1
+    [held] = held_moves(Venue("binance", tmp_path), SYMBOL, DAY)
+    assert (held.timestamp_ms, held.unconfirmed_by) == (datetime_to_ms(CRASH_AT), "refvenue")
+    html = assessed.path.read_text()
+    assert "Price moves held in quarantine (1)" in html
+    assert "not shown by refvenue" in html
+    assert f"helios quarantine release {SYMBOL} {CRASH_AT:%Y-%m-%dT%H:%M}" in html
 
     # The derived 1h and 1d candles lost that minute: flagged, and the consistency check against
     # the exchange's own candles reports the difference, naming the lost minute.
@@ -154,7 +161,11 @@ def test_without_a_reference_venue_the_seed_rule_quarantines(
     report = assess_day(Venue("binance", tmp_path), [SYMBOL], DAY)
     [quality] = report.summary.symbols
     assert quality.quarantine.by_rule[MOVE_NOT_CHECKED] == 1
-    assert MOVE_NOT_CHECKED in report.path.read_text()
+    html = report.path.read_text()
+    assert MOVE_NOT_CHECKED in html
+    assert "Price moves held in quarantine (1)" in html
+    assert "no reference venue asked" in html
+    assert f"helios quarantine release {SYMBOL} {CRASH_AT:%Y-%m-%dT%H:%M}" in html
 
 
 def test_helios_quarantine_release_restores_the_crash_and_rebuilds_derived_days(
