@@ -6,6 +6,7 @@ values it needs) instead of reading the environment itself. Defaults run on one 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -16,6 +17,7 @@ from helios_pipeline.domain.formats import FILE_FORMATS, StorageFormat
 from helios_pipeline.domain.symbols import SymbolError, normalize_symbol
 from helios_pipeline.domain.ticks import KINDS, TickKind
 from helios_pipeline.exchanges.config import DEFAULT_BULK_URLS, ExchangeConfig
+from helios_pipeline.exchanges.ratelimit import DEFAULT_SAFETY_FRACTION
 from helios_pipeline.security.credentials import CredentialSource
 from helios_pipeline.security.inputs import (
     MAX_SECONDS,
@@ -105,6 +107,11 @@ class Settings:
             ``multiprocess`` (default: Dagster's own, one process per step), ``k8s`` (one
             Kubernetes Job per step, dagster-k8s) or ``celery`` (Celery workers, dagster-celery).
             See docs/deploy.md.
+        batch_weight_share: Share of the exchange's per-minute request weight (as the exchange
+            counts it for this IP, every process included) up to which batch work (backfills,
+            re-fetches, Dagster runs) sends requests (``HELIOS_BATCH_WEIGHT_SHARE``, 0 < share
+            <= 0.8); above it batch requests wait for the next minute, so the live stream and
+            the trading bot keep the rest of the budget.
     """
 
     data_dir: Path = Path("local/data")
@@ -139,12 +146,18 @@ class Settings:
     archive_url: str | None = field(default=None, repr=False)  # may carry credentials
     warm_days: int = 30
     dagster_executor: str = "multiprocess"
+    batch_weight_share: float = 0.5
 
-    def exchange_config(self) -> ExchangeConfig:
-        """The primary exchange's connection settings."""
+    def exchange_config(self, *, batch: bool = False) -> ExchangeConfig:
+        """The primary exchange's connection settings.
+
+        ``batch=True`` limits requests to ``batch_weight_share`` of the weight budget (what
+        Dagster runs and backfills use, so that the live stream keeps the rest).
+        """
         return ExchangeConfig(self.exchange, self.exchange_url, self.max_in_flight,
                               self.request_timeout_s, credentials=self.credential_source(),
-                              bulk_url=self.bulk_archive_url())
+                              bulk_url=self.bulk_archive_url(),
+                              weight_share=self.batch_weight_share if batch else None)
 
     def bulk_archive_url(self) -> str | None:
         """Where backfills download archive files from, or ``None`` for REST only.
@@ -159,17 +172,19 @@ class Settings:
             return None
         return DEFAULT_BULK_URLS.get(self.exchange)
 
-    def reference_exchange_config(self) -> ExchangeConfig | None:
+    def reference_exchange_config(self, *, batch: bool = False) -> ExchangeConfig | None:
         """The reference venue's connection settings, or ``None`` when none is configured.
 
-        Its storage ids are qualified by its exchange id (``okx.BTCUSDT``).
+        Its storage ids are qualified by its exchange id (``okx.BTCUSDT``). ``batch`` as in
+        :meth:`exchange_config`.
         """
         if self.reference_exchange is None:
             return None
         return ExchangeConfig(self.reference_exchange, self.reference_exchange_url,
                               self.max_in_flight, self.request_timeout_s,
                               qualifier=self.reference_exchange,
-                              credentials=self.credential_source())
+                              credentials=self.credential_source(),
+                              weight_share=self.batch_weight_share if batch else None)
 
     def credential_source(self) -> CredentialSource:
         """The encrypted credential store, its master key and the audit trail of its use."""
@@ -300,6 +315,17 @@ def _parse_retention(var: str, raw: str) -> int:
     return int(raw)
 
 
+def _parse_share(var: str, raw: str) -> float:
+    try:
+        share = float(raw)
+    except ValueError:
+        share = math.nan
+    if not 0 < share <= DEFAULT_SAFETY_FRACTION:
+        raise SettingsError(f"{var}={raw!r}: expected a share of the request-weight budget "
+                            f"above 0 and at most {DEFAULT_SAFETY_FRACTION} (e.g. 0.5).")
+    return share
+
+
 def _parse_count(var: str, raw: str) -> int:
     if not raw.isdigit():
         raise SettingsError(f"{var}={raw!r}: expected a whole number, 0 or more.")
@@ -328,4 +354,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "redis_url": _parse_redis_url,
     "warm_days": _parse_count,
     "dagster_executor": _parse_executor,
+    "batch_weight_share": _parse_share,
 }

@@ -107,7 +107,7 @@ def preflight(settings: Settings, symbols: Sequence[str]) -> None:
     from helios_pipeline.storage.metadata import MetadataStore
 
     async def run() -> None:
-        async with ExchangeClient.from_config(settings.exchange_config()) as client:
+        async with ExchangeClient.from_config(settings.exchange_config(batch=True)) as client:
             await sync_markets(client, MetadataStore(metadata_path(settings.data_dir)), symbols)
 
     try:

@@ -83,9 +83,10 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
 
 def _resources(settings: Settings) -> dict[str, object]:
     return {
-        "exchange": ExchangeResource.from_config(settings.exchange_config()),
+        # Runs are batch work: they yield the weight budget to the live stream above a share.
+        "exchange": ExchangeResource.from_config(settings.exchange_config(batch=True)),
         "reference_exchange": ReferenceExchangeResource.from_config(
-            settings.reference_exchange_config()),
+            settings.reference_exchange_config(batch=True)),
         "storage": StorageResource(data_dir=str(settings.data_dir),
                                    storage_format=settings.storage_format,
                                    keep_versions=settings.keep_versions),

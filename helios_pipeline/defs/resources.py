@@ -65,7 +65,9 @@ class ExchangeResource(CredentialsConfig):
 
     ``qualifier`` exchange-qualifies the storage folders (``okx.BTCUSDT``) of a second venue
     that shares the data root with the primary one. ``bulk_url`` is the public kline archive
-    closed periods are taken from (``None``: REST only).
+    closed periods are taken from (``None``: REST only). ``weight_share`` is the share of the
+    exchange's per-minute request weight runs may take the IP's window to
+    (``HELIOS_BATCH_WEIGHT_SHARE``): batch work yields to the live stream above it.
     """
 
     exchange_id: str = "binance"
@@ -74,12 +76,13 @@ class ExchangeResource(CredentialsConfig):
     timeout_s: float = 10.0
     qualifier: str | None = None
     bulk_url: str | None = None
+    weight_share: float | None = None
 
     def config(self) -> ExchangeConfig:
         """The exchange's connection settings."""
         return ExchangeConfig(self.exchange_id, self.base_url, self.max_in_flight,
                               self.timeout_s, self.qualifier, self.credential_source(),
-                              bulk_url=self.bulk_url)
+                              bulk_url=self.bulk_url, weight_share=self.weight_share)
 
     def client(self) -> ExchangeClient:
         """A new client; use it as ``async with resource.client() as client``.
@@ -95,7 +98,7 @@ class ExchangeResource(CredentialsConfig):
         return cls(exchange_id=config.exchange_id, base_url=config.base_url,
                    max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
                    qualifier=config.qualifier, bulk_url=config.bulk_url,
-                   **cls.fields_of(config.credentials))
+                   weight_share=config.weight_share, **cls.fields_of(config.credentials))
 
 
 class ReferenceExchangeResource(CredentialsConfig):
@@ -109,6 +112,7 @@ class ReferenceExchangeResource(CredentialsConfig):
     base_url: str | None = None
     max_in_flight: int = 50
     timeout_s: float = 10.0
+    weight_share: float | None = None
 
     def venue(self) -> ExchangeResource | None:
         """The reference venue as an exchange (its folders qualified by its id), or ``None``."""
@@ -116,7 +120,7 @@ class ReferenceExchangeResource(CredentialsConfig):
             return None
         return ExchangeResource(exchange_id=self.exchange_id, base_url=self.base_url,
                                 max_in_flight=self.max_in_flight, timeout_s=self.timeout_s,
-                                qualifier=self.exchange_id,
+                                qualifier=self.exchange_id, weight_share=self.weight_share,
                                 credentials_file=self.credentials_file,
                                 master_key=self.master_key,
                                 master_key_file=self.master_key_file, audit_db=self.audit_db)
@@ -128,7 +132,7 @@ class ReferenceExchangeResource(CredentialsConfig):
             return cls()
         return cls(exchange_id=config.exchange_id, base_url=config.base_url,
                    max_in_flight=config.max_in_flight, timeout_s=config.timeout_s,
-                   **cls.fields_of(config.credentials))
+                   weight_share=config.weight_share, **cls.fields_of(config.credentials))
 
 
 class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]

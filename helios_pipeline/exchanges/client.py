@@ -74,6 +74,10 @@ class ExchangeClient:
         cap: Cap on requests in flight (default: a new one of ``max_in_flight``).
         credentials: The encrypted credential store: the client's only source of ``apiKey``,
             ``secret`` and ``password`` (``None``: public endpoints only).
+        weight_share: Share of the per-minute request weight (as the exchange counts it for this
+            IP) up to which this client's requests go; above it they wait for the next window.
+            Batch clients pass ``Settings.batch_weight_share`` so the live path keeps the rest;
+            ``None``: the limiter's whole budget.
 
     Raises:
         ValueError: Unknown exchange id or ``max_in_flight`` < 1.
@@ -93,6 +97,7 @@ class ExchangeClient:
         qualifier: str | None = None,
         cap: InFlightCap | None = None,
         credentials: CredentialSource | None = None,
+        weight_share: float | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         self.base_url = base_url
@@ -101,7 +106,7 @@ class ExchangeClient:
         self._caller = ResilientCaller(
             exchange_id, base_url, cap or InFlightCap(max_in_flight), retry or RetryPolicy(),
             breaker or CircuitBreaker(exchange_id), limiter or AdaptiveRateLimiter(exchange_id),
-            clock, sleep,
+            clock, sleep, weight_share,
         )
         self._call = self._caller.call
         self._markets_lock = asyncio.Lock()
@@ -141,7 +146,7 @@ class ExchangeClient:
             timeout_s=config.timeout_s, qualifier=config.qualifier,
             breaker=guards.breaker if guards else None,
             limiter=guards.limiter if guards else None, cap=guards.cap if guards else None,
-            credentials=config.credentials,
+            credentials=config.credentials, weight_share=config.weight_share,
         )
 
     async def __aenter__(self) -> Self:

@@ -26,6 +26,9 @@ class ExchangeConfig:
             place it takes them from); ``None``: public endpoints only.
         bulk_url: The exchange's public kline archive (``exchanges.bulk_archive``) that
             backfills take closed periods from; ``None`` turns the bulk path off.
+        weight_share: Share of the exchange's per-minute request weight this client's requests
+            may take the IP's window to (lower priority than the live path); ``None``: all of
+            the limiter's budget.
     """
 
     exchange_id: str
@@ -35,3 +38,4 @@ class ExchangeConfig:
     qualifier: str | None = None
     credentials: CredentialSource | None = field(default=None, compare=False)
     bulk_url: str | None = None
+    weight_share: float | None = None

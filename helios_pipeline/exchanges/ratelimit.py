@@ -9,6 +9,11 @@ once with :class:`ExchangeBannedError` so that a ban is never hammered.
 
 Requests already in flight when a header arrives are not in that header yet; the safety margin
 (20 % by default) absorbs them.
+
+The header counts every process on this IP (the live stream, backfills, the trading bot), so the
+budget is shared across them. A caller with lower priority passes a smaller ``share`` to
+:meth:`AdaptiveRateLimiter.acquire`: batch work (backfills, re-fetches) waits for the next window
+once the IP's weight reaches that share, leaving the rest of the window to the live path.
 """
 
 from __future__ import annotations
@@ -133,18 +138,33 @@ class AdaptiveRateLimiter:
         self._roll(self._now_ms())
         return self._observed + self._sent_since + weight
 
-    async def acquire(self, weight: int = 1) -> None:
+    def budget_for(self, share: float | None) -> int:
+        """Per-window weight a caller limited to ``share`` of the limit may reach.
+
+        ``None`` is the limiter's own budget; a share is capped by the safety fraction.
+        """
+        if share is None:
+            return self.budget
+        return int(self._weight_limit * min(share, self.safety_fraction))
+
+    async def acquire(self, weight: int = 1, share: float | None = None) -> None:
         """Wait until a request of ``weight`` may be sent, then count it.
+
+        Args:
+            weight: The request's weight.
+            share: Share of the per-minute limit this caller may take the window to (lower
+                priority than the live path); ``None``: the whole budget.
 
         Raises:
             ExchangeBannedError: The exchange banned this IP and the ban has not ended; raised
                 at once, without waiting.
-            ValueError: ``weight`` alone is larger than the per-minute budget.
+            ValueError: ``weight`` alone is larger than the caller's per-minute budget.
         """
-        if weight > self.budget:
+        budget = self.budget_for(share)
+        if weight > budget:
             raise ValueError(
                 f"A request of weight {weight} can never fit {self.exchange}'s budget of "
-                f"{self.budget} per minute; raise the weight limit or safety fraction."
+                f"{budget} per minute; raise the weight limit, safety fraction or share."
             )
         while True:
             now_ms = self._now_ms()
@@ -153,7 +173,7 @@ class AdaptiveRateLimiter:
                 await self._wait_ms(self._blocked_until_ms - now_ms)
                 continue
             self._roll(now_ms)
-            if self._observed + self._sent_since + weight > self.budget:
+            if self._observed + self._sent_since + weight > budget:
                 await self._wait_ms(self._window_start_ms + WINDOW_MS - now_ms)
                 continue
             self._sent_since += weight

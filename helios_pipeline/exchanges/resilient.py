@@ -50,13 +50,17 @@ class ResilientCaller:
         limiter: The exchange's rate limiter.
         clock: Wall-clock seconds since the epoch.
         sleep: Coroutine used for retry backoff waits.
+        weight_share: Share of the exchange's per-minute weight this caller's requests may take
+            the IP's window to (``AdaptiveRateLimiter.acquire``); ``None``: the whole budget.
     """
 
     def __init__(
         self, exchange_id: str, base_url: str | None, cap: InFlightCap, retry: RetryPolicy,
         breaker: CircuitBreaker, limiter: AdaptiveRateLimiter, clock: Clock, sleep: Sleep,
+        weight_share: float | None = None,
     ) -> None:
         self.exchange_id = exchange_id
+        self.weight_share = weight_share
         self.base_url = base_url
         self.breaker = breaker
         self.limiter = limiter
@@ -123,7 +127,7 @@ class ResilientCaller:
     async def _attempt(
         self, weight: int, request: Callable[[], Awaitable[T]], record: adapter.ResponseRecord
     ) -> T:
-        await self.limiter.acquire(weight)
+        await self.limiter.acquire(weight, self.weight_share)
         async with self._cap:
             token = adapter.CURRENT_RESPONSE.set(record)
             self.requests_sent += 1
