@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from helios_pipeline.realtime.divergence_watch import RULE, DivergenceWatch
+from helios_pipeline.realtime.config import StreamConfig
+from helios_pipeline.realtime.divergence_watch import RULE, DivergenceWatch, start_divergence_watch
+from helios_pipeline.settings import Settings
 from helios_pipeline.storage.hot.divergence import decode_state, encode_state
 from helios_pipeline.validation.rules import ValidationThresholds
 
@@ -78,3 +80,19 @@ def test_the_threshold_is_the_validation_one() -> None:
     assert step(watch, T0 + 1000, "100", "111") == [RULE]
     _, (state, *_) = watch.evaluate(T0 + 1000)
     assert state.threshold == 0.10
+
+
+def test_the_stream_watches_the_reference_venue_the_settings_name() -> None:
+    settings = Settings.from_env({"HELIOS_REFERENCE_EXCHANGE": "okx",
+                                  "HELIOS_REFERENCE_EXCHANGE_URL": "http://127.0.0.1:9",
+                                  "HELIOS_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook?t=SECRET"})
+    config = StreamConfig.from_settings(settings, ["BTC/USDT"])
+    assert config.reference is not None
+    assert (config.reference.exchange_id, config.reference.base_url) == (
+        "okx", "http://127.0.0.1:9")
+    assert config.alert_webhook_url == "http://127.0.0.1:9/hook?t=SECRET"
+    assert "SECRET" not in repr(config)
+    assert start_divergence_watch(StreamConfig.from_settings(Settings.from_env({}),
+                                                             ["BTC/USDT"])) is None
+    with pytest.raises(ValueError, match="reference_poll_s=0"):
+        StreamConfig(symbols=("BTC/USDT",), reference_poll_s=0)
