@@ -24,6 +24,7 @@ from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.quality.stream_watch import StreamThresholds, WatchState, watch
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.current_candles import store_current_candles
+from helios_pipeline.storage.hot.divergence import DivergenceState, load_divergence
 from helios_pipeline.storage.hot.live_indicators import LiveIndicatorValues, load_live_indicators
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.ticker_files import store_current_ticker, store_ticker_hour
@@ -37,7 +38,7 @@ HEALTH_FIELDS = ("lag_ms", "messages", "valid", "quarantined", "shed", "reconnec
 
 
 class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The hot tier: latest prices, recent ticks, live indicators and the stream's health."""
+    """The hot tier: latest prices, recent ticks, live indicators, divergence, stream health."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     exchange: str = "binance"
@@ -89,6 +90,18 @@ class RealtimeMarketDataResource(dg.ConfigurableResource):  # type: ignore[type-
         hot = self.store()
         try:
             return load_live_indicators(hot.client, self.exchange, symbol, timeframe)
+        finally:
+            hot.close()
+
+    def divergence(self, symbol: str) -> DivergenceState | None:
+        """The current comparison of ``symbol`` with the reference venue (``None``: none now).
+
+        Written by the stream service when a reference venue is configured
+        (``realtime.divergence_watch``); ``state`` says whether a divergence episode is open.
+        """
+        hot = self.store()
+        try:
+            return load_divergence(hot.client, self.exchange, symbol)
         finally:
             hot.close()
 

@@ -7,6 +7,10 @@ Identity: a tick is identified by ``(exchange, symbol, kind, seq)``. ``seq`` is 
 hot tier's writer (``storage.hot.writer``), strictly increasing per ``(exchange, symbol, kind)``;
 ``0`` means "not assigned yet". The writer makes it a hybrid clock,
 ``max(previous + 1, received_ts_us)``, so it also reads as a receive time in microseconds.
+
+Flags: the soft validation rules a kept tick broke (``validation.rules``, e.g.
+``cross_exchange_divergence`` when the stream service watches a reference venue), attached by
+the stream service before the tick is written; they travel with the tick into the hot tier.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ KINDS: tuple[TickKind, ...] = ("trade", "ticker", "book")
 # The encoding separates fields with it, so no identity field may contain it.
 SEPARATOR = "|"
 DECIMAL_FIELDS = ("price", "qty", "bid", "ask")
+FLAG_SEPARATOR = ","
 
 
 class TickError(ValueError):
@@ -44,6 +49,7 @@ class Tick:
         event_id: The exchange's trade id (trade) or order-book update id (ticker, book).
         seq: Writer-assigned sequence number, strictly increasing per (exchange, symbol, kind);
             ``0`` until the writer assigns one.
+        flags: Soft rules the tick broke (rule names, in rule order); empty for a clean tick.
     """
 
     exchange: str
@@ -57,6 +63,7 @@ class Tick:
     ask: Decimal | None = None
     event_id: int | None = None
     seq: int = 0
+    flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Reject values the encoding could not carry (kept cheap: this is the hot path)."""
@@ -67,6 +74,10 @@ class Tick:
                 f"Tick exchange {self.exchange!r} / symbol {self.symbol!r} contains "
                 f"{SEPARATOR!r}: use the ccxt exchange id and unified symbol ('BTC/USDT')."
             )
+        if self.flags and any(not f or SEPARATOR in f or FLAG_SEPARATOR in f
+                              for f in self.flags):
+            raise TickError(f"Tick flags {self.flags!r}: give rule names such as "
+                            "'cross_exchange_divergence' (no empty name, '|' or ',').")
 
     @property
     def identity(self) -> tuple[str, str, str, int]:
@@ -77,7 +88,14 @@ class Tick:
         """This tick with ``seq`` assigned."""
         return Tick(
             self.exchange, self.symbol, self.kind, self.exchange_ts_ms, self.received_ts_us,
-            self.price, self.qty, self.bid, self.ask, self.event_id, seq,
+            self.price, self.qty, self.bid, self.ask, self.event_id, seq, self.flags,
+        )
+
+    def with_flags(self, flags: tuple[str, ...]) -> Tick:
+        """This tick with ``flags`` (soft rule names) attached."""
+        return Tick(
+            self.exchange, self.symbol, self.kind, self.exchange_ts_ms, self.received_ts_us,
+            self.price, self.qty, self.bid, self.ask, self.event_id, self.seq, flags,
         )
 
     def to_dict(self) -> dict[str, str | int | None]:
@@ -94,6 +112,7 @@ class Tick:
             "ask": _dec_text(self.ask),
             "event_id": self.event_id,
             "seq": self.seq,
+            "flags": FLAG_SEPARATOR.join(self.flags) or None,
         }
 
     @classmethod
@@ -106,6 +125,7 @@ class Tick:
         try:
             decimals = {name: _parse_dec(data.get(name)) for name in DECIMAL_FIELDS}
             event_id = data.get("event_id")
+            flags = data.get("flags")
             return cls(
                 exchange=str(data["exchange"]),
                 symbol=str(data["symbol"]),
@@ -114,6 +134,7 @@ class Tick:
                 received_ts_us=int(cast(int, data["received_ts_us"])),
                 event_id=None if event_id is None else int(event_id),
                 seq=int(cast(int, data.get("seq", 0))),
+                flags=tuple(str(flags).split(FLAG_SEPARATOR)) if flags else (),
                 **decimals,
             )
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:

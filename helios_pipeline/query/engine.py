@@ -46,6 +46,7 @@ from helios_pipeline.settings import Settings
 from helios_pipeline.signals.profile import VolumeProfile, volume_profile
 from helios_pipeline.storage.archive import CandleArchive
 from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.hot.divergence import DivergenceState, load_divergence
 from helios_pipeline.storage.hot.live_indicators import load_live_indicators
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore
@@ -124,6 +125,25 @@ class MarketDataQuery:
             ("latest_price", venue, unified),
             lambda: self._redis(lambda: hot.latest_price(unified, exchange=venue)))
         return price
+
+    def divergence(self, symbol: str, exchange: str | None = None) -> DivergenceState | None:
+        """The stream service's current comparison of ``symbol`` with the reference venue.
+
+        Written by ``helios stream`` when ``HELIOS_REFERENCE_EXCHANGE`` is set (method:
+        ``realtime.divergence_watch``): both prices, their divergence, and whether an episode
+        above ``max_divergence`` is open. ``None`` when no comparison is current (no reference
+        venue, the stream stopped, or the venues' prices are not fresh together).
+
+        Raises:
+            QueryError: Bad symbol.
+            TierUnavailableError: No hot tier is configured, or Redis cannot be reached.
+        """
+        venue, unified = self._venue(exchange), symbol_arg(symbol)
+        hot = self._hot()
+        state: DivergenceState | None = self.cache.get(
+            ("divergence", venue, unified),
+            lambda: self._redis(lambda: load_divergence(hot.client, venue, unified)))
+        return state
 
     def ohlcv(self, symbol: str, timeframe: str | Timeframe = "1m", start: Moment | None = None,
               end: Moment | None = None, limit: int | None = None, exchange: str | None = None,

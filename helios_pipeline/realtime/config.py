@@ -8,6 +8,7 @@ from typing import Any
 
 from helios_pipeline.domain.symbols import normalize_symbol
 from helios_pipeline.domain.ticks import KINDS, TickKind
+from helios_pipeline.exchanges.config import ExchangeConfig
 from helios_pipeline.settings import Settings
 from helios_pipeline.storage.paths import wal_dir
 from helios_pipeline.validation.rules import ValidationThresholds
@@ -55,6 +56,13 @@ class StreamConfig:
         indicator_timeframes: Timeframes whose live indicators are kept in Redis
             (``realtime.live_indicators``; needs ``candles``); empty: none.
         indicator_warmup: Candles of stored history each live indicator series starts from.
+        reference: The reference venue watched for cross-exchange divergence
+            (``realtime.divergence_watch``); ``None``: no live divergence check.
+        reference_poll_s: How often the reference venue's tickers are fetched.
+        divergence_recovery_s: A divergence episode ends once the venues have agreed for this
+            long (one alert when it starts, one when it ends, none in between).
+        alert_webhook_url: Where divergence alerts are posted (``quality.alerts``); ``None``
+            logs them only. Kept out of ``repr``: webhook URLs carry tokens.
     """
 
     symbols: tuple[str, ...]
@@ -83,6 +91,10 @@ class StreamConfig:
     shard: tuple[int, int] = (1, 1)
     indicator_timeframes: tuple[str, ...] = ("1m", "5m", "1h")
     indicator_warmup: int = 250
+    reference: ExchangeConfig | None = None
+    reference_poll_s: float = 1.0
+    divergence_recovery_s: float = 5.0
+    alert_webhook_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Normalise symbols and check the numbers, naming what is wrong."""
@@ -102,6 +114,7 @@ class StreamConfig:
         if self.stall_timeout_s is not None and self.stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s={self.stall_timeout_s}: give seconds > 0 or None.")
         self._check_indicators()
+        self._check_divergence()
         index, count = self.shard
         if not 1 <= index <= count:
             raise ValueError(f"StreamConfig.shard={self.shard}: give (i, n) with 1 <= i <= n.")
@@ -116,6 +129,11 @@ class StreamConfig:
         if self.indicator_warmup < 0:
             raise ValueError(f"StreamConfig.indicator_warmup={self.indicator_warmup}: must be "
                              ">= 0 candles.")
+
+    def _check_divergence(self) -> None:
+        for name in ("reference_poll_s", "divergence_recovery_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"StreamConfig.{name}={getattr(self, name)}: give seconds > 0.")
 
     @property
     def shard_suffix(self) -> str:
@@ -135,7 +153,8 @@ class StreamConfig:
 
         Args:
             settings: Exchange, its URL override, Redis, data root, validation thresholds,
-                the hot tier's retention and the ``stream_*`` settings come from here.
+                the hot tier's retention, the ``stream_*`` settings, the reference venue and
+                the alert webhook come from here.
             symbols: Symbols to stream.
             **overrides: Any other :class:`StreamConfig` field.
         """
@@ -146,6 +165,8 @@ class StreamConfig:
             hot_retention_ms=settings.hot_retention_minutes * 60_000,
             kinds=settings.stream_kinds, queue_size=settings.stream_queue_size,
             stall_timeout_s=settings.stream_stall_timeout_s,
+            reference=settings.reference_exchange_config(),
+            alert_webhook_url=settings.alert_webhook_url,
         )
         # writer_name is derived from the exchange and the shard unless given.
         name = str(overrides.pop("writer_name", ""))

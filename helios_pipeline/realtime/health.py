@@ -9,7 +9,9 @@ Counting (at rest, once the queue is empty)::
     quarantined = rejected + malformed
 
 ``lag_ms`` is now minus the newest exchange time seen on trades and tickers (book tops carry no
-exchange time).
+exchange time). ``soft_flagged`` counts kept ticks stored with soft flags (``Tick.flags``);
+``divergence`` is ``None`` without a reference venue, else ``LiveDivergence.health()``
+(``realtime.divergence_watch``: polls, failures, episodes, the symbols diverging now, alerts).
 """
 
 from __future__ import annotations

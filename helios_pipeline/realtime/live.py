@@ -82,6 +82,12 @@ class LiveCandles:
         if self.indicators is not None:
             await self.indicators.flush()
 
+    async def aclose(self) -> None:
+        """Close the Redis connections of the candle and indicator writers."""
+        await self.writer.aclose()
+        if self.indicators is not None:
+            await self.indicators.writer.aclose()
+
     def late_trades(self, symbol: str | None = None) -> int:
         """Trades that arrived too late to amend their candle (all symbols, or one)."""
         if symbol is not None:

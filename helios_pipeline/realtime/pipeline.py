@@ -13,7 +13,10 @@ one :class:`~helios_pipeline.validation.scalar.TickValidator` per (symbol, kind)
 The validator was written for tickers (price, volume, bid, ask all present). Trades give
 ``bid = ask = price``; book tops give the mid price as ``price`` and volume 0; a ticker without
 bid/ask uses its last price. Quarantine records carry the tick as received (``raw``), so these
-stand-ins never hide what arrived.
+stand-ins never hide what arrived. A kept tick that broke soft rules is stored with them as its
+``flags``. With a reference venue watched (``realtime.divergence_watch``), its fresh price is
+the validator's ``reference_price`` (the ``cross_exchange_divergence`` rule), and each kept
+tick's price is the primary venue's latest price for the watch.
 
 ``process`` blocks (fsync): the service calls it in a worker thread, one batch at a time, which
 also keeps each validator's view of its stream in arrival order. ``ack_log`` (optional) appends
@@ -34,6 +37,7 @@ import redis
 from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.realtime.config import StreamConfig
+from helios_pipeline.realtime.divergence_watch import DivergenceWatch
 from helios_pipeline.storage.hot.store import HotStore, StreamKey
 from helios_pipeline.storage.hot.wal import WriteAheadLog
 from helios_pipeline.storage.hot.writer import Ack, DurableTickWriter
@@ -75,6 +79,7 @@ class TickPipeline:
         self.quarantine_errors = 0
         self.quarantine_dropped = 0
         self.quarantined_by_symbol: Counter[str] = Counter()
+        self.divergence: DivergenceWatch | None = None  # set when a reference venue is watched
 
     def open(self) -> int:
         """Open the log and Redis, start the writer (replaying what Redis lacks).
@@ -142,9 +147,10 @@ class TickPipeline:
         for tick in ticks:
             verdict = self._verdict(tick)
             if verdict.passed:
-                kept.append(tick)
                 if verdict.soft:
                     self.soft_flagged += 1
+                    tick = tick.with_flags(verdict.soft)
+                kept.append(tick)
                 continue
             self.rejected += 1
             self.quarantined += 1
@@ -159,17 +165,22 @@ class TickPipeline:
         validator = self._validators.get(key)
         if validator is None:
             validator = self._validators[key] = TickValidator(tick.symbol, self.config.thresholds)
-        received_ms = tick.received_ts_us // 1000
-        price, bid, ask = tick.price, tick.bid, tick.ask
+        price, qty, bid, ask = tick.price, tick.qty, tick.bid, tick.ask
         if tick.kind == "trade":
-            return validator.check(tick.exchange_ts_ms, received_ms, price, tick.qty, price, price)
-        if tick.kind == "book":
-            mid = None
+            bid = ask = price
+        elif tick.kind == "book":
+            price, qty = None, _ZERO
             if bid is not None and ask is not None and bid.is_finite() and ask.is_finite():
-                mid = (bid + ask) / _TWO
-            return validator.check(tick.exchange_ts_ms, received_ms, mid, _ZERO, bid, ask)
-        return validator.check(tick.exchange_ts_ms, received_ms, price, tick.qty,
-                               price if bid is None else bid, price if ask is None else ask)
+                price = (bid + ask) / _TWO
+        else:
+            bid, ask = (price if bid is None else bid), (price if ask is None else ask)
+        watch, ts_ms = self.divergence, tick.exchange_ts_ms
+        reference = None if watch is None else watch.reference_price(tick.symbol, ts_ms)
+        verdict = validator.check(ts_ms, tick.received_ts_us // 1000, price, qty, bid, ask,
+                                  reference)
+        if watch is not None and verdict.passed and price is not None:
+            watch.observe(tick.symbol, ts_ms, price)
+        return verdict
 
     def _flush_quarantine(self) -> None:
         if not self._rejected:

@@ -11,6 +11,8 @@ Data path (one asyncio event loop, one worker thread for blocking writes)::
       -> acknowledged trades -> LiveCandles, a builder per symbol -> Redis (storage.hot)
            -> closed candles -> LiveIndicators (1m, 5m, 1h; warm-started from stored candles)
               -> Redis hash per symbol x timeframe (storage.hot.live_indicators)
+    with a reference venue: its tickers polled (realtime.divergence_watch) -> each tick validated
+      against its price (flagged above 5 %) -> one alert per divergence episode, state in Redis
 
 Background loops: the watchdog (every 0.5 s: feeds silent for ``stall_timeout_s`` are forced to
 reconnect), candles (every ``candle_check_s``: minutes whose end the clock passed close), health
@@ -43,6 +45,7 @@ import ccxt
 from helios_pipeline.domain.quarantine import QuarantineRecord
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.realtime.config import StreamConfig
+from helios_pipeline.realtime.divergence_watch import start_divergence_watch
 from helios_pipeline.realtime.feeds import Feed, make_exchange
 from helios_pipeline.realtime.health import StreamStats
 from helios_pipeline.realtime.live import LiveCandles
@@ -82,6 +85,8 @@ class StreamService:
         self.stats = StreamStats(config.symbols)
         self.queue = TickQueue(config.queue_size, config.trade_headroom, on_shed=self._on_shed)
         self.pipeline = TickPipeline(config, self.source)
+        self.divergence = start_divergence_watch(config, clock_ns)
+        self.pipeline.divergence = None if self.divergence is None else self.divergence.watch
         self.feeds: list[Feed] = []
         self.candles: LiveCandles | None = None
         self.publisher = HealthPublisher(
@@ -138,6 +143,8 @@ class StreamService:
                        self._spawn(self._watchdog_loop(), "watchdog"),
                        self._spawn(self._candle_loop(), "candles"),
                        self._spawn(self._health_loop(), "health")]
+        if self.divergence is not None:
+            self._tasks.append(self._spawn(self.divergence.run(self._stop_requested), "divergence"))
         self.status = "running"
         log.info("Streaming %d symbols (%s) from %s; %d logged ticks replayed to Redis.",
                  len(self.config.symbols), ",".join(self.config.kinds), self.source,
@@ -232,9 +239,9 @@ class StreamService:
             await self.publisher.publish(self.health())
         await self.publisher.aclose()
         if self.candles is not None:
-            await self.candles.writer.aclose()
-            if self.candles.indicators is not None:
-                await self.candles.indicators.writer.aclose()
+            await self.candles.aclose()
+        if self.divergence is not None:
+            await self.divergence.aclose()
         log.info("Stream service stopped; Redis %s.", "caught up" if caught_up else
                  "lags: the rest stays in the WAL and is replayed on the next start")
         return caught_up
@@ -445,6 +452,7 @@ class StreamService:
             **self._candle_health(),
             "quarantine_errors": pipeline["quarantine_errors"], "loop_errors": self.loop_errors,
             "writer": pipeline["writer"], "feeds": self._feed_health(),
+            "divergence": None if self.divergence is None else self.divergence.health(),
             "symbols": self._symbol_health(now),
         }
 

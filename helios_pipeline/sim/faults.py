@@ -17,7 +17,7 @@ count, rate or path. ``crash:symbol=,at=,factor=`` (factor 0.7 by default) multi
 close of one minute by ``factor``: a real-looking crash to serve on one venue or on several.
 ``divergence:symbol=,start=,minutes=,factor=`` multiplies open, high, low and close of
 the 1m klines in its window by ``factor`` on the venue whose spec holds it (used on the OKX
-simulator to test the cross-exchange check).
+simulator to test the cross-exchange checks; there its live ticker, book and trades move too).
 
 Websocket faults (``ws_disconnect``, ``ws_stall``, ``ws_burst``, ``ws_malformed``,
 ``ws_refuse``) act on the streams only; their keys and behaviour are in ``ws.faults``.

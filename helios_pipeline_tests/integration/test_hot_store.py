@@ -13,7 +13,12 @@ import redis
 
 from helios_pipeline.domain.symbols import SymbolError
 from helios_pipeline.domain.ticks import Tick, TickError, TickKind
-from helios_pipeline.storage.hot.codec import decode_tick, encode_tick
+from helios_pipeline.storage.hot.codec import (
+    decimal_field,
+    decode_tick,
+    encode_tick,
+    peek_identity,
+)
 from helios_pipeline.storage.hot.keys import latest_key, stream_key
 from helios_pipeline.storage.hot.store import Guard, HotStore, seq_from_stream_id, stream_id
 
@@ -60,6 +65,26 @@ def test_tick_encoding_round_trips_every_digit() -> None:
     assert Tick.from_dict(tick.to_dict()) == tick
     assert tick.to_dict()["qty"] == "1E-8"
     assert encode_tick(tick, seq=9).split(b"|")[4] == b"9"
+
+
+def test_flagged_ticks_are_version_2_and_clean_ones_keep_version_1() -> None:
+    clean = Tick("binance", "BTC/USDT", "trade", 1715000000000, 1715000000000123,
+                 price=Decimal("42000.10"), qty=Decimal("0.5"), event_id=987, seq=5)
+    flagged = clean.with_flags(("stale", "cross_exchange_divergence"))
+    assert encode_tick(clean) == b"1|binance|BTC/USDT|trade|5|1715000000000|1715000000000123|" \
+                                 b"42000.10|0.5|||987"
+    data = encode_tick(flagged)
+    assert data == encode_tick(clean).replace(b"1|", b"2|", 1) + b"|stale,cross_exchange_divergence"
+    assert decode_tick(data) == flagged
+    assert decode_tick(data).flags == ("stale", "cross_exchange_divergence")
+    assert peek_identity(data) == ("binance", "BTC/USDT", "trade", 5)
+    assert decimal_field(data, "price") == Decimal("42000.10")
+    assert Tick.from_dict(flagged.to_dict()) == flagged
+    assert flagged.with_seq(6).flags == flagged.flags
+    with pytest.raises(TickError, match="13 starting with version 2"):
+        decode_tick(encode_tick(clean).replace(b"1|", b"2|", 1))
+    with pytest.raises(TickError, match="no empty name"):
+        clean.with_flags(("a,b",))
 
 
 def test_bad_ticks_and_encodings_are_named() -> None:

@@ -312,3 +312,29 @@ def test_divergence_reaches_the_wire_and_is_counted(okx: SimExchangeServer) -> N
     assert [changed[0], *changed[2:]] == [clean[0], *clean[2:]]
     assert Decimal(changed[1][4]) / Decimal(clean[1][4]) == pytest.approx(Decimal("1.08"),
                                                                          abs=Decimal("1e-5"))
+
+
+def test_divergence_moves_the_live_ticker_book_and_trades_inside_its_window(
+        okx: SimExchangeServer) -> None:
+    def quotes(symbol: str) -> tuple[Decimal, Decimal, Decimal]:
+        _, ticker = get(okx, "/api/v5/market/ticker", instId=symbol)
+        _, book = get(okx, "/api/v5/market/books", instId=symbol)
+        _, trades = get(okx, "/api/v5/market/trades", instId=symbol, limit=1)
+        return (Decimal(ticker["data"][0]["last"]), Decimal(book["data"][0]["bids"][0][0]),
+                Decimal(trades["data"][0]["px"]))
+
+    now = datetime.fromtimestamp(NOW_MINUTE / 1000, UTC)
+    clean, other = quotes("BTC-USDT"), quotes("ETH-USDT")
+    okx.set_faults(f"divergence:symbol=BTCUSDT,start={now:%Y-%m-%dT%H:%M},minutes=1,factor=1.07")
+    try:
+        moved, other_then = quotes("BTC-USDT"), quotes("ETH-USDT")
+    finally:
+        okx.set_faults("")
+    for before, after in zip(clean, moved, strict=True):
+        assert after / before == pytest.approx(Decimal("1.07"), abs=Decimal("1e-4"))
+    assert other_then == other  # another symbol is untouched
+    okx.set_faults("divergence:symbol=BTCUSDT,start=2024-03-01T10:00,minutes=1,factor=1.07")
+    try:
+        assert quotes("BTC-USDT") == clean  # a window in the past does not move "now"
+    finally:
+        okx.set_faults("")

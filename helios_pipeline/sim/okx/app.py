@@ -12,9 +12,9 @@ rate limits (HTTP 429, code ``50011``).
 Prices come from the same simulated market as the Binance simulator (see ``okx.venue``). The
 fault spec is the Binance simulator's (``faults``), with the same admin endpoints
 (``/_sim/faults``, ``/_sim/stats``, ``/_sim/reset``); ``http429`` answers OKX's ``50011`` with a
-``Retry-After`` header, and the ``divergence`` data fault (prices times a factor in a window)
-is what tests the cross-exchange check. Data faults count once per request whose candles they
-touch.
+``Retry-After`` header, and the ``divergence`` data fault (prices times a factor in a window,
+candles and live quotes alike) is what tests the cross-exchange checks, batch and live. Data
+faults count once per request whose candles they touch.
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ async def books(request: web.Request) -> web.Response:
     if raw and (not raw.isdigit() or int(raw) < 1):
         raise parameter_error("sz")
     depth = min(int(raw), 400) if raw else 1
-    return ok([okx_quotes.book_json(sim.venue, inst, sim.now_ms(), depth)])
+    return ok([okx_quotes.book_json(sim.venue, inst, sim.now_ms(), depth, sim.patches)])
 
 
 async def trades(request: web.Request) -> web.Response:
@@ -283,7 +283,7 @@ async def trades(request: web.Request) -> web.Response:
     sim = _sim(request)
     inst = _inst(request)
     limit = limit_param(request.query, 100, 500)
-    return ok(okx_quotes.trades_json(sim.venue, inst, sim.now_ms(), limit))
+    return ok(okx_quotes.trades_json(sim.venue, inst, sim.now_ms(), limit, sim.patches))
 
 
 def _candles(endpoint: str) -> Handler:

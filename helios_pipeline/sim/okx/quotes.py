@@ -4,6 +4,10 @@ Everything derives from the venue's 1m candles and the simulated market's trade 
 the last price is the last trade (through the venue basis and tick), the 24-hour statistics
 are the venue candles opened in the last 24 hours, and the book is a small synthetic ladder
 around the last price that changes every second and is deterministic for a given second.
+
+A ``divergence`` data fault over the current minute moves the live quotes with the candles: the
+last price, the book and the recent trades of its window are multiplied by its factor (rounded
+down to the tick), so a poller of ``/market/ticker(s)`` sees the venue diverge while it lasts.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from helios_pipeline.domain.timeframe import DAY_MS
+from helios_pipeline.domain.timeframe import DAY_MS, MINUTE_MS
 from helios_pipeline.sim.binance import quotes
 from helios_pipeline.sim.market.candles import KlineBlock
 from helios_pipeline.sim.market.universe import symbol_spec
@@ -31,19 +35,31 @@ from helios_pipeline.sim.wire import SCALE, stable_seed, to_units
 Level = list[str]
 
 
-def _last(venue: OkxVenue, inst: OkxInstrument, now_ms: int) -> tuple[int, int, bool] | None:
+def _diverged(units: int, inst: OkxInstrument, at_ms: int, patches: PatchLookup) -> int:
+    """``units`` times the factor of each ``divergence`` fault over ``at_ms``'s minute."""
+    minute = at_ms - at_ms % MINUTE_MS
+    for patch in patches(inst.symbol, minute, minute + MINUTE_MS):
+        if patch.kind == "divergence":
+            raw = units * patch.factor.numerator // patch.factor.denominator
+            units = max(inst.tick_units, raw // inst.tick_units * inst.tick_units)
+    return units
+
+
+def _last(venue: OkxVenue, inst: OkxInstrument, now_ms: int,
+          patches: PatchLookup) -> tuple[int, int, bool] | None:
     """``(price, size, taker_bought)`` of the venue's last trade, in 1e-8 units."""
     found = quotes.last_trade(venue.feed, inst.symbol, now_ms)
     if found is None:
         return None
     price, qty, bought = found
-    return venue_price(price, inst, now_ms), venue_size(qty, inst), bought
+    return (_diverged(venue_price(price, inst, now_ms), inst, now_ms, patches),
+            venue_size(qty, inst), bought)
 
 
-def book(venue: OkxVenue, inst: OkxInstrument, now_ms: int,
-         depth: int) -> tuple[list[Level], list[Level]]:
+def book(venue: OkxVenue, inst: OkxInstrument, now_ms: int, depth: int,
+         patches: PatchLookup = no_patches) -> tuple[list[Level], list[Level]]:
     """``depth`` bid and ask levels ``[px, sz, "0", orders]`` around the last trade."""
-    last = _last(venue, inst, now_ms)
+    last = _last(venue, inst, now_ms, patches)
     if last is None or depth < 1:
         return [], []
     tick = inst.tick_units
@@ -71,9 +87,10 @@ def book(venue: OkxVenue, inst: OkxInstrument, now_ms: int,
     return side(best_bid, -1), side(best_bid + tick, 1)
 
 
-def book_json(venue: OkxVenue, inst: OkxInstrument, now_ms: int, depth: int) -> dict[str, Any]:
+def book_json(venue: OkxVenue, inst: OkxInstrument, now_ms: int, depth: int,
+              patches: PatchLookup = no_patches) -> dict[str, Any]:
     """One ``/api/v5/market/books`` entry."""
-    bids, asks = book(venue, inst, now_ms, depth)
+    bids, asks = book(venue, inst, now_ms, depth, patches)
     return {"asks": asks, "bids": bids, "ts": str(now_ms)}
 
 
@@ -89,8 +106,8 @@ def ticker_json(venue: OkxVenue, inst: OkxInstrument, now_ms: int,
     day = venue.window(inst, "1m", after=now_ms + 1, before=now_ms - DAY_MS, limit=1440,
                        now_ms=now_ms, patches=patches)
     c = day.cols
-    last = _last(venue, inst, now_ms)
-    bids, asks = book(venue, inst, now_ms, 1)
+    last = _last(venue, inst, now_ms, patches)
+    bids, asks = book(venue, inst, now_ms, 1, patches)
     zero = ["0", "0"]
     bid, ask = (bids or [zero])[0], (asks or [zero])[0]
     has = bool(len(day))
@@ -112,15 +129,16 @@ def ticker_json(venue: OkxVenue, inst: OkxInstrument, now_ms: int,
     }
 
 
-def trades_json(venue: OkxVenue, inst: OkxInstrument, now_ms: int,
-                limit: int) -> list[dict[str, Any]]:
+def trades_json(venue: OkxVenue, inst: OkxInstrument, now_ms: int, limit: int,
+                patches: PatchLookup = no_patches) -> list[dict[str, Any]]:
     """``/api/v5/market/trades`` entries: the last ``limit`` trades, newest first."""
     fills = venue.feed.recent_trades(inst.symbol, limit, now_ms)
     return [{
         "instId": inst.inst_id,
         "side": "sell" if fill["isBuyerMaker"] else "buy",
         "sz": okx_number(venue_size(to_units(fill["qty"]), inst)),
-        "px": okx_number(venue_price(to_units(fill["price"]), inst, fill["time"])),
+        "px": okx_number(_diverged(venue_price(to_units(fill["price"]), inst, fill["time"]),
+                                   inst, fill["time"], patches)),
         "source": "0",
         "tradeId": str(fill["id"]),
         "ts": str(fill["time"]),

@@ -11,4 +11,6 @@ Modules:
     pusher: ``RedisPusher``, delivers acknowledged ticks to Redis exactly once.
     live_candles: live 1m candles in Redis, for reconciliation with ``ohlcv_1m``.
     health: the stream service's health hash (published and read).
+    live_indicators: the latest live indicator values per symbol and timeframe.
+    divergence: the current cross-exchange divergence per symbol (written and read).
 """

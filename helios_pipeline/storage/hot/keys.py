@@ -6,6 +6,8 @@
     helios:{exchange}:{STORAGE_ID}:candle_1m      hash of live 1m candles (``live_candles``)
     helios:{exchange}:{STORAGE_ID}:indicators_{tf}  hash of the latest live indicators
                                                   (``live_indicators``)
+    helios:{exchange}:{STORAGE_ID}:divergence     hash, the current divergence from the
+                                                  reference venue (``divergence``)
     helios:{exchange}:latest                      hash, STORAGE_ID -> newest ticker
     helios:{exchange}:stream_health[-IofN]        hash, the stream service's health (``health``)
     helios:writer:{name}:position                 the log position Redis holds (``writer``)
@@ -42,6 +44,11 @@ def candle_key(exchange: str, symbol: str) -> str:
 def indicator_key(exchange: str, symbol: str, timeframe: str) -> str:
     """Hash of one symbol's latest live indicators: ``helios:binance:BTCUSDT:indicators_5m``."""
     return stream_key(exchange, symbol, f"indicators_{timeframe}")
+
+
+def divergence_key(exchange: str, symbol: str) -> str:
+    """Hash of one symbol's current divergence: ``helios:binance:BTCUSDT:divergence``."""
+    return stream_key(exchange, symbol, "divergence")
 
 
 def latest_key(exchange: str) -> str:
