@@ -3,8 +3,9 @@
 Two workloads against one simulated Binance venue running in its own process (``helios
 sim-exchange``): one year of 1m candles of one symbol, then 30 days x 10 symbols.
 
-* ours: ``run_backfill`` as ``helios backfill`` runs it, in-process, into a real (temporary,
-  SQLite) Dagster instance: fetch, validate, store 1m, the three partitioned 1m checks (pandera
+* ours: ``run_backfill`` as ``helios backfill`` runs it, in-process, into a real (temporary)
+  Dagster instance, on SQLite and (when the machine's server at 127.0.0.1:5432 answers) on
+  PostgreSQL: fetch, validate, store 1m, the three partitioned 1m checks (pandera
   schema, Great Expectations, gaps), derive 5m..1d, compare them with the exchange's own candles
   (fetched per range), a materialisation and check results per partition;
 * the same functions, in the same order, with no Dagster (what Dagster costs);
@@ -14,17 +15,22 @@ sim-exchange``): one year of 1m candles of one symbol, then 30 days x 10 symbols
 
 Goals (issue 9): ours >= 0.5x the plain script; Dagster overhead <= 20%; peak memory of a year's
 backfill < 1 GiB (measured in a child process, ``ru_maxrss``). Run from the project root:
-``python -m benchmarks.bench_backfill`` (about 10 minutes).
+``python -m benchmarks.bench_backfill`` (about 15 minutes; ``--only month`` or ``--only year``
+runs one workload).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -54,6 +60,7 @@ YEAR = (["BTC/USDT"], date(2023, 1, 1), date(2023, 12, 31))
 MONTH = (["BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT",
           "AVAX/USDT", "DOT/USDT", "LINK/USDT"], date(2024, 3, 1), date(2024, 3, 30))
 CHUNK = 31
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 def sim_process() -> tuple[subprocess.Popen[bytes], str]:
@@ -71,17 +78,40 @@ def sim_process() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the simulated exchange did not start")
 
 
-def through_dagster(settings: Settings, symbols: list[str], start: date, end: date) -> float:
+def through_dagster(settings: Settings, symbols: list[str], start: date, end: date,
+                    postgres_url: str | None = None) -> float:
+    """Seconds of ``run_backfill`` into a new instance (SQLite, or PostgreSQL at the URL)."""
     home = settings.data_dir.parent / "dagster"
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {home}/storage\n"
-                                       "telemetry:\n  enabled: false\n")
+    storage = (f"storage:\n  postgres:\n    postgres_url: {postgres_url}\n" if postgres_url
+               else f"storage:\n  sqlite:\n    base_dir: {home}/storage\n")
+    (home / "dagster.yaml").write_text(f"{storage}telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         began = time.perf_counter()
         outcome = run_backfill(symbols, start, end, instance, settings, log_level="ERROR")
         elapsed = time.perf_counter() - began
     assert outcome.success, outcome.failures
     return elapsed
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A fresh database on the machine's PostgreSQL (dropped afterwards), or ``None``."""
+    import psycopg2
+
+    name = f"helios_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError:
+        yield None
+        return
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg2://{POSTGRES_SERVER.split('://', 1)[1]}/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
 
 def without_dagster(settings: Settings, symbols: list[str], start: date, end: date) -> float:
@@ -170,6 +200,9 @@ def workload(name: str, url: str, symbols: list[str], start: date, end: date) ->
         settings = replace(Settings.from_env({}), exchange_url=url, start_date="2017-08-17")
         ours = through_dagster(replace(settings, data_dir=root / "a" / "data"), symbols, start,
                                end)
+        with postgres_database() as pg_url:
+            on_pg = (through_dagster(replace(settings, data_dir=root / "p" / "data"), symbols,
+                                     start, end, pg_url) if pg_url else None)
         bare = without_dagster(replace(settings, data_dir=root / "b" / "data"), symbols, start,
                                end)
         plain = plain_script(url, root / "c", symbols, start, end)
@@ -179,17 +212,33 @@ def workload(name: str, url: str, symbols: list[str], start: date, end: date) ->
            candles / plain, "candles/s", "plain ccxt script", higher_is_better=True)
     report(f"{name}: seconds through Dagster vs the same functions without it", ours, bare, "s",
            "no Dagster", "<= 1.2x")
-    print(f"{name}: {candles:,} candles; Dagster {ours:.1f} s, no Dagster {bare:.1f} s, plain "
-          f"{plain:.1f} s; Dagster's share {(ours - bare) / ours:.0%}")
+    if on_pg is not None:
+        report(f"{name}: candles/s through Dagster on PostgreSQL vs the plain ccxt script",
+               candles / on_pg, candles / plain, "candles/s", "plain ccxt script", ">= 0.5x",
+               higher_is_better=True)
+        report(f"{name}: seconds through Dagster on PostgreSQL vs without Dagster", on_pg, bare,
+               "s", "no Dagster", "<= 1.2x")
+    else:
+        print("(PostgreSQL at 127.0.0.1:5432 not reachable: its variant was skipped)")
+    print(f"{name}: {candles:,} candles; Dagster {ours:.1f} s (SQLite), "
+          f"{'-' if on_pg is None else f'{on_pg:.1f}'} s (PostgreSQL), no Dagster {bare:.1f} s, "
+          f"plain {plain:.1f} s; Dagster's share (SQLite) {(ours - bare) / ours:.0%}")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--only", choices=("year", "month"),
+                        help="run one workload (and skip the memory measurement)")
+    only = parser.parse_args().only
     process, url = sim_process()
     try:
-        workload("one year x 1 symbol", url, *YEAR)
-        workload("30 days x 10 symbols", url, *MONTH)
-        print(f"peak memory of a year's backfill through Dagster: "
-              f"{peak_memory_mib(url, *YEAR):,.0f} MiB (goal < 1024 MiB)")
+        if only in (None, "year"):
+            workload("one year x 1 symbol", url, *YEAR)
+        if only in (None, "month"):
+            workload("30 days x 10 symbols", url, *MONTH)
+        if only is None:
+            print(f"peak memory of a year's backfill through Dagster: "
+                  f"{peak_memory_mib(url, *YEAR):,.0f} MiB (goal < 1024 MiB)")
     finally:
         process.terminate()
         process.wait()

@@ -94,8 +94,15 @@ def run_backfill(
         on_run_done: Called after each run with what it covered and whether it succeeded.
         log_level: Level of the runs' console log (the CLI passes WARNING to keep its progress
             bar readable; every event is still in the instance).
+
+    On PostgreSQL, ``instance`` keeps a pool of one connection per storage from here on (see
+    ``DagsterInstance.optimize_for_webserver``) instead of connecting once per event.
     """
     job = build_defs(settings).resolve_job_def(BACKFILL_JOB)
+    # A backfill writes some 15 events per partition. On PostgreSQL, Dagster's storages open a
+    # new connection per event unless asked to hold a pool, as its webserver does: that halves
+    # a backfill's time (docs/batch.md). SQLite storages ignore it.
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
     register_symbols(instance, symbols)
     outcome = BackfillOutcome()
     for planned in plan_backfill(symbols, start, end):
