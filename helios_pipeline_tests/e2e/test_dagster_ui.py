@@ -95,3 +95,26 @@ def test_ui_lists_materialised_partitions(webserver: str, tmp_path: Path) -> Non
     assert "ETHUSDT" in text
     assert "Materialized (4)" in text  # 2 symbols x 2 days, as backfilled above
     assert "Failed (0)" in text
+
+
+def test_ui_shows_the_trading_inputs_downstream_of_the_candles(webserver: str,
+                                                                tmp_path: Path) -> None:
+    """Issue 11's "the UI shows the indicator and grid assets downstream of the candles"."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1200})
+        page.goto(f"{webserver}/assets/grid_levels?view=lineage&lineageScope=upstream"
+                  "&lineageDepth=2", wait_until="networkidle")
+        dismiss_dialogs(page)
+        page.get_by_text("ohlcv_1h").first.wait_for(timeout=60_000)
+        upstream = page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "grid_lineage.png"))
+        page.goto(f"{webserver}/assets/ohlcv_1h?view=lineage&lineageScope=downstream"
+                  "&lineageDepth=1", wait_until="networkidle")
+        dismiss_dialogs(page)
+        page.get_by_text("indicators_1h").first.wait_for(timeout=60_000)
+        downstream = page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "candles_lineage.png"))
+        browser.close()
+    assert {"grid_levels", "ohlcv_1m", "ohlcv_1h"} <= set(upstream.split())
+    assert {"indicators_1h", "market_regime", "grid_levels"} <= set(downstream.split())
