@@ -6,13 +6,11 @@ replay the real 2020-03-12 BTCUSDT day, both with a 30% one-minute crash at 12:0
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from helios_pipeline.batch.confirm import CONFIRMED_MOVE
 from helios_pipeline.defs.backfill import run_backfill
@@ -23,23 +21,13 @@ from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.decisions import DecisionStore
 from helios_pipeline.storage.paths import metadata_path
-from helios_pipeline_tests.conftest import KLINES_DIR
-
-DAY = date(2020, 3, 12)
-CRASH = f"crash:symbol=BTCUSDT,at={DAY}T12:00,factor=0.7"
-
-
-@pytest.fixture(scope="module")
-def two_venues() -> Iterator[tuple[SimExchangeServer, SimExchangeServer]]:
-    with SimExchangeServer(port=0, data_dir=KLINES_DIR, faults=CRASH) as primary, \
-            SimExchangeServer(port=0, data_dir=KLINES_DIR, faults=CRASH) as reference:
-        yield primary, reference
+from helios_pipeline_tests.defs.conftest import CRASH_DAY as DAY
 
 
 def test_a_confirmed_crash_is_materialised_and_its_checks_pass(
-    two_venues: tuple[SimExchangeServer, SimExchangeServer], tmp_path: Path
+    crashing_venues: tuple[SimExchangeServer, SimExchangeServer], tmp_path: Path
 ) -> None:
-    primary, reference = two_venues
+    primary, reference = crashing_venues
     settings = replace(Settings.from_env({}), data_dir=tmp_path / "data",
                        exchange_url=primary.base_url, symbols=("BTC/USDT",),
                        start_date="2020-01-01", request_timeout_s=5.0,

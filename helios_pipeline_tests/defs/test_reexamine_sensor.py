@@ -9,13 +9,11 @@ is configured, so the seed rule quarantines the crash. Then the reference venue 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from helios_pipeline.batch.confirm import CONFIRMED_MOVE
 from helios_pipeline.defs.backfill import run_backfill
@@ -31,19 +29,10 @@ from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.decisions import DecisionStore
 from helios_pipeline.storage.paths import metadata_path
 from helios_pipeline.storage.quarantine import QuarantineStore
-from helios_pipeline_tests.conftest import KLINES_DIR
+from helios_pipeline_tests.defs.conftest import CRASH_DAY as DAY
 
-DAY = date(2020, 3, 12)
 PARTITION = f"{DAY}|BTCUSDT"
 CRASH_AT = datetime(2020, 3, 12, 12, tzinfo=UTC)
-CRASH = f"crash:symbol=BTCUSDT,at={DAY}T12:00,factor=0.7"
-
-
-@pytest.fixture(scope="module")
-def two_venues() -> Iterator[tuple[SimExchangeServer, SimExchangeServer]]:
-    with SimExchangeServer(port=0, data_dir=KLINES_DIR, faults=CRASH) as primary, \
-            SimExchangeServer(port=0, data_dir=KLINES_DIR, faults=CRASH) as reference:
-        yield primary, reference
 
 
 def tick(instance: dg.DagsterInstance, defs: dg.Definitions, cursor: str | None
@@ -65,9 +54,9 @@ def materialise_reference(instance: dg.DagsterInstance, defs: dg.Definitions) ->
 
 
 def test_the_reference_landing_later_restores_a_quarantined_crash(
-    two_venues: tuple[SimExchangeServer, SimExchangeServer], tmp_path: Path
+    crashing_venues: tuple[SimExchangeServer, SimExchangeServer], tmp_path: Path
 ) -> None:
-    primary, reference = two_venues
+    primary, reference = crashing_venues
     alone = replace(Settings.from_env({}), data_dir=tmp_path / "data",
                     exchange_url=primary.base_url, symbols=("BTC/USDT",),
                     start_date="2020-01-01", request_timeout_s=5.0)
