@@ -49,6 +49,7 @@ from great_expectations.expectations.core.expect_column_values_to_not_be_null im
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.validation.frames import (
     ABSURD_LIMIT,
+    CONFIRMED,
     DIVERGENCE,
     FLAT_FILL,
     FUTURE_EXCESS,
@@ -183,6 +184,7 @@ def ticker_suite(thresholds: ValidationThresholds) -> gx.ExpectationSuite:
                                           **_meta(Rule.NEGATIVE_VOLUME)),
         _at_most(STALENESS, t.stale_after_ms, Rule.STALE),
         _at_most(DIVERGENCE, t.max_divergence, Rule.CROSS_EXCHANGE_DIVERGENCE),
+        _at_most(CONFIRMED, 0, Rule.CONFIRMED_MOVE),
     ]:
         suite.add_expectation(expectation)
     return suite

@@ -77,6 +77,7 @@ VOLUME_MEDIAN = "volume_median"
 VOLUME_MAD = "volume_mad"
 VOLUME_Z = "volume_z"
 DIVERGENCE = "divergence"
+CONFIRMED = "reference_confirms"
 PREVIOUS_CLOSE = "previous_close"
 FLAT_FILL = "zero_volume_flat"
 
@@ -417,7 +418,27 @@ def derive_ticks(frame: pd.DataFrame, thresholds: ValidationThresholds) -> Deriv
                 lambda step: (step >= 0) & (step <= t.tick_gap_ms))
     reference, present = optional_column(frame, REFERENCE_PRICE)
     out[DIVERGENCE] = np.where(present, _divergence(out[PRICE], reference), np.nan)
+    _confirm_moves(out, t)
     return out
+
+
+def _confirm_moves(d: Derived, t: ValidationThresholds) -> None:
+    """Ticks that broke price rules only, at the reference venue's price: real moves.
+
+    For those rows the price-rule columns are neutralised (no jump, no absurd limit) and
+    ``reference_confirms`` is 1, so every engine reading the derived frame gives the soft flag
+    ``confirmed_move`` instead of quarantine, as the scalar validator does.
+    """
+    with np.errstate(invalid="ignore"):
+        numbers = np.logical_and.reduce([np.isfinite(d[n]) for n in (*TICK_PRICES, VOLUME)])
+        other_hard = (~numbers | (d[MIN_PRICE] <= 0) | (d[VOLUME] < 0) | (d[TS_ADVANCE] < 0)
+                      | (d[FUTURE_EXCESS] > 0))
+        moved = (d[JUMP_CONTIGUOUS] > t.max_jump) | (d[MAX_PRICE] >= d[ABSURD_LIMIT])
+        agreed = d[DIVERGENCE] <= t.max_divergence  # NaN (no reference) is never agreed
+    confirmed = moved & agreed & ~other_hard
+    d[JUMP_CONTIGUOUS] = np.where(confirmed, 0.0, d[JUMP_CONTIGUOUS])
+    d[ABSURD_LIMIT] = np.where(confirmed, np.inf, d[ABSURD_LIMIT])
+    d[CONFIRMED] = confirmed.astype(np.float64)
 
 
 def _divergence(a: Floats, b: Floats) -> Floats:
@@ -445,6 +466,7 @@ def tick_rule_masks(derived: Mapping[str, npt.NDArray[Any]],
             Rule.PRICE_JUMP_AFTER_GAP: d[JUMP_AFTER_GAP] > t.max_jump,
             Rule.STALE: d[STALENESS] > t.stale_after_ms,
             Rule.CROSS_EXCHANGE_DIVERGENCE: d[DIVERGENCE] > t.max_divergence,
+            Rule.CONFIRMED_MOVE: d[CONFIRMED] > 0,
         }
     return {rule: masks[rule] for rule in TICK_RULES}
 

@@ -106,6 +106,7 @@ class Rule(StrEnum):
     FLAT_FILL = "flat_fill"
     STALE = "stale"
     CROSS_EXCHANGE_DIVERGENCE = "cross_exchange_divergence"
+    CONFIRMED_MOVE = "confirmed_move"
 
 
 HARD_RULES = frozenset({
@@ -117,20 +118,22 @@ HARD_RULES = frozenset({
 SOFT_RULES = frozenset(set(Rule) - HARD_RULES)
 
 # The rules each engine evaluates on candle rows and on ticker rows.
+# Candles are confirmed by the reference venue's candles (``batch.confirm``), after the engines.
 CANDLE_RULES = tuple(r for r in Rule if r not in {
-    Rule.MALFORMED_ROW, Rule.STALE, Rule.CROSS_EXCHANGE_DIVERGENCE})
+    Rule.MALFORMED_ROW, Rule.STALE, Rule.CROSS_EXCHANGE_DIVERGENCE, Rule.CONFIRMED_MOVE})
 TICK_RULES = (
     Rule.NOT_A_NUMBER, Rule.NON_POSITIVE_PRICE, Rule.ABSURD_PRICE, Rule.PRICE_JUMP,
     Rule.NEGATIVE_VOLUME, Rule.OUT_OF_ORDER_TIMESTAMP, Rule.FUTURE_TIMESTAMP,
-    Rule.PRICE_JUMP_AFTER_GAP, Rule.STALE, Rule.CROSS_EXCHANGE_DIVERGENCE,
+    Rule.PRICE_JUMP_AFTER_GAP, Rule.STALE, Rule.CROSS_EXCHANGE_DIVERGENCE, Rule.CONFIRMED_MOVE,
 )
 _ORDER: dict[str, int] = {rule.value: i for i, rule in enumerate(Rule)}
 
-# Confirmation by a reference venue (``batch.confirm``): the rules a real move breaks, the soft
-# flag of a confirmed candle, the quarantine value naming the venue that did not confirm, and how
-# the quality report names quarantined price moves nobody could confirm.
+# Confirmation by a reference venue (``batch.confirm`` for candles; for ticks, the tick engines
+# with a fresh ``reference_price``): the rules a real move breaks, the soft flag of a confirmed
+# candle or tick, the quarantine value naming the venue that did not confirm, and how the quality
+# report names quarantined price moves nobody could confirm.
 PRICE_RULES = frozenset({Rule.PRICE_JUMP, Rule.ABSURD_PRICE})
-CONFIRMED_MOVE = "confirmed_move"
+CONFIRMED_MOVE = Rule.CONFIRMED_MOVE
 UNCONFIRMED_BY = "unconfirmed_by"
 MOVE_UNCONFIRMED = "price_move_unconfirmed"
 MOVE_NOT_CHECKED = "price_move_no_reference"

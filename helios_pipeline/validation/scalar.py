@@ -22,7 +22,9 @@ from decimal import Decimal
 from helios_pipeline.domain.models import MarketDataPoint, OHLCVData
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
 from helios_pipeline.validation.rules import (
+    HARD_RULES,
     MAD_SCALE,
+    PRICE_RULES,
     Detail,
     Rule,
     ValidationThresholds,
@@ -311,9 +313,12 @@ class TickValidator:
                 contiguous = last is not None and 0 <= ts_ms - last <= t.tick_gap_ms
                 _judge_jump(ref, span, contiguous, t.max_jump, broken)
         _check_absurd(self._avg, span, t, broken)
-        if (reference_price is not None and not is_absent(reference_price)
-                and is_divergent(p, to_float(reference_price), t)):
-            broken[Rule.CROSS_EXCHANGE_DIVERGENCE] = ("price={} vs {}", (price, reference_price))
+        if reference_price is not None and not is_absent(reference_price):
+            if is_divergent(p, to_float(reference_price), t):
+                broken[Rule.CROSS_EXCHANGE_DIVERGENCE] = ("price={} vs {}",
+                                                          (price, reference_price))
+            elif broken:
+                _confirm_move(broken, reference_price)
         if isfinite(p):
             self._ref.push(p)
             self._avg.push(p)
@@ -418,6 +423,21 @@ def _flat_fill(
     if previous is None or volume != 0 or any(p != previous for p in prices):
         return False
     return is_absent(trades) or to_float(trades) != 0
+
+
+def _confirm_move(broken: dict[str, Detail], reference_price: object) -> None:
+    """A tick that broke price rules only, at the reference venue's price, is a real move.
+
+    Its price rules become the soft flag ``confirmed_move`` (it is kept), as a candle confirmed
+    by the reference venue's candles is (``batch.confirm``).
+    """
+    moved = [rule for rule in broken if rule in PRICE_RULES]
+    if not moved or any(rule in HARD_RULES and rule not in PRICE_RULES for rule in broken):
+        return
+    for rule in moved:
+        del broken[rule]
+    broken[Rule.CONFIRMED_MOVE] = ("{} within the divergence limit of reference price {}",
+                                   (", ".join(moved), reference_price))
 
 
 def _judge_jump(

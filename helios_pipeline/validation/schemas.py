@@ -148,6 +148,7 @@ class TickerFrame(_Rules):
     jump_ratio_after_gap: Series[float] = pa.Field(nullable=True)
     absurd_limit: Series[float] = pa.Field(nullable=True)
     divergence: Series[float] = pa.Field(nullable=True)
+    reference_confirms: Series[float]
 
     @pa.dataframe_check(ignore_na=False)
     def not_a_number(cls, df: pd.DataFrame) -> pd.Series[bool]:
@@ -198,6 +199,11 @@ class TickerFrame(_Rules):
     def cross_exchange_divergence(cls, s: pd.Series[float]) -> pd.Series[bool]:
         """Soft: the price is within ``max_divergence`` of the other venue's."""
         return ~(s > cls._thresholds.max_divergence)
+
+    @pa.check("reference_confirms", ignore_na=False)
+    def confirmed_move(cls, s: pd.Series[float]) -> pd.Series[bool]:
+        """Soft: a price move the reference venue confirmed (kept, flagged)."""
+        return ~(s > 0)
 
 
 def _finite(df: pd.DataFrame, names: list[str]) -> pd.Series[bool]:

@@ -133,7 +133,7 @@ def test_the_generators_reach_every_candle_rule() -> None:
                         for i, (step, kind) in enumerate(plan)], 10_000)
     seen = {r for v in scalar_candles(rows, DEFAULT) for r in v.rules}
     assert seen == {r for r in Rule if r not in {
-        Rule.MALFORMED_ROW, Rule.STALE, Rule.CROSS_EXCHANGE_DIVERGENCE}}
+        Rule.MALFORMED_ROW, Rule.STALE, Rule.CROSS_EXCHANGE_DIVERGENCE, Rule.CONFIRMED_MOVE}}
     check_candle_engines(rows, DEFAULT, ge=True)
 
 
@@ -156,7 +156,8 @@ def test_float_columns_agree_with_decimal_columns() -> None:
 TICK_FIELDS = ("price", "volume", "bid", "ask", "reference_price")
 TICK = st.tuples(st.sampled_from(["next"] * 8 + ["same", "back", "late", "early", "pause"]),
                  st.integers(-300, 300), st.sampled_from(
-                     ["normal"] * 8 + ["spike", "absurd", "special", "diverge", "crossed"]),
+                     ["normal"] * 8 + ["spike", "absurd", "special", "diverge", "crossed",
+                                       "confirmed_spike", "confirmed_absurd"]),
                  SPECIAL, st.sampled_from(TICK_FIELDS))
 
 
@@ -167,11 +168,13 @@ def tick_rows(steps: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
               "early": ts + 300, "pause": ts + 90_000}[step]
         received = {"late": ts + 6_000, "early": ts - 7_000}.get(step, ts + 40)
         price = max(100, price + price * move_bp // 10_000)
-        p = Decimal({"spike": price * 2, "absurd": price * 15}.get(kind, price)).scaleb(-2)
+        p = Decimal({"spike": price * 2, "absurd": price * 15, "confirmed_spike": price * 2,
+                     "confirmed_absurd": price * 15}.get(kind, price)).scaleb(-2)
         bid, ask = p - Decimal("0.01"), p + Decimal("0.01")
         if kind == "crossed":
             bid, ask = ask, bid
-        reference = {"diverge": p * Decimal("1.2"), "normal": p}.get(kind)
+        reference = {"diverge": p * Decimal("1.2"), "normal": p, "confirmed_spike": p,
+                     "confirmed_absurd": p * Decimal("1.01")}.get(kind)
         row = {"timestamp": ts, "received_at": received, "price": p, "volume": Decimal(10),
                "bid": bid, "ask": ask, "reference_price": reference}
         if kind == "special":
@@ -180,12 +183,9 @@ def tick_rows(steps: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return rows
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(TICK, min_size=1, max_size=70), t=THRESHOLDS, ge=st.booleans())
-def test_all_engines_agree_on_ticks(
-    steps: list[tuple[Any, ...]], t: ValidationThresholds, ge: bool
-) -> None:
-    rows = tick_rows(steps)
+def tick_verdicts(rows: list[dict[str, Any]], t: ValidationThresholds, ge: bool
+                  ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(hard, soft) per tick from the scalar validator, after checking the other engines agree."""
     validator = TickValidator("BTC/USDT", t)
     scalar = [validator.check(r["timestamp"], r["received_at"],
                               *(r[f] for f in TICK_FIELDS)) for r in rows]
@@ -198,3 +198,24 @@ def test_all_engines_agree_on_ticks(
     assert [split(r) for r in ticker_schema_rules(frame, t)] == expected
     if ge:
         assert [split(r) for r in ticker_expectation_rules(frame, t)] == expected
+    return expected
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(TICK, min_size=1, max_size=70), t=THRESHOLDS, ge=st.booleans())
+def test_all_engines_agree_on_ticks(
+    steps: list[tuple[Any, ...]], t: ValidationThresholds, ge: bool
+) -> None:
+    tick_verdicts(tick_rows(steps), t, ge)
+
+
+def test_a_crash_tick_the_reference_venue_shows_is_kept_flagged_in_every_engine() -> None:
+    calm = [("next", 0, "normal", None, "price")] * 6
+    crash = ("next", -3_000, "normal", None, "price")  # a 30% drop in one tick
+    rows = tick_rows([*calm, crash])  # "normal": the reference venue shows the same price
+    alone = [dict(r, reference_price=None) for r in rows]
+    elsewhere = [dict(r, reference_price=r["price"] / 2) for r in rows]
+    assert tick_verdicts(rows, DEFAULT, ge=True)[-1] == ((), (Rule.CONFIRMED_MOVE,))
+    assert tick_verdicts(alone, DEFAULT, ge=True)[-1] == ((Rule.PRICE_JUMP,), ())
+    assert tick_verdicts(elsewhere, DEFAULT, ge=True)[-1] == (
+        (Rule.PRICE_JUMP,), (Rule.CROSS_EXCHANGE_DIVERGENCE,))
