@@ -115,9 +115,8 @@ def hot_table(candles: Sequence[LiveCandle], span: Span) -> pa.Table:
 def tiered_frame(table: pa.Table, as_float: bool) -> pd.DataFrame:
     """A tiered table as a DataFrame indexed by open time; ``tier`` as a categorical name."""
     codes = table.column(TIER).to_numpy().astype(np.int64)
-    frame = to_frame(table.drop_columns([TIER]), as_float)
-    frame[TIER] = pd.Categorical.from_codes(codes, categories=pd.Index(TIERS))
-    return frame
+    tiers = pd.Categorical.from_codes(codes, categories=pd.Index(TIERS))
+    return to_frame(table.drop_columns([TIER]), as_float, extra={TIER: tiers})
 
 
 def stitch(tables: Sequence[pa.Table]) -> pa.Table:
