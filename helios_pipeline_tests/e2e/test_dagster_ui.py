@@ -97,24 +97,31 @@ def test_ui_lists_materialised_partitions(webserver: str, tmp_path: Path) -> Non
     assert "Failed (0)" in text
 
 
+def lineage_names(page: Page, webserver: str, asset: str, scope: str, depth: int, shown: str,
+                  screenshot: Path) -> set[str]:
+    """The words on ``asset``'s lineage page (``scope`` upstream or downstream, ``depth`` deep).
+
+    Read once ``shown`` (an asset name) is drawn; the page is saved to ``screenshot``.
+    """
+    page.goto(f"{webserver}/assets/{asset}?view=lineage&lineageScope={scope}"
+              f"&lineageDepth={depth}", wait_until="networkidle")
+    dismiss_dialogs(page)
+    page.get_by_text(shown).first.wait_for(timeout=60_000)
+    text = page.inner_text("body")
+    page.screenshot(path=str(screenshot))
+    return set(text.split())
+
+
 def test_ui_shows_the_trading_inputs_downstream_of_the_candles(webserver: str,
                                                                 tmp_path: Path) -> None:
     """Issue 11's "the UI shows the indicator and grid assets downstream of the candles"."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1200})
-        page.goto(f"{webserver}/assets/grid_levels?view=lineage&lineageScope=upstream"
-                  "&lineageDepth=2", wait_until="networkidle")
-        dismiss_dialogs(page)
-        page.get_by_text("ohlcv_1h").first.wait_for(timeout=60_000)
-        upstream = page.inner_text("body")
-        page.screenshot(path=str(tmp_path / "grid_lineage.png"))
-        page.goto(f"{webserver}/assets/ohlcv_1h?view=lineage&lineageScope=downstream"
-                  "&lineageDepth=1", wait_until="networkidle")
-        dismiss_dialogs(page)
-        page.get_by_text("indicators_1h").first.wait_for(timeout=60_000)
-        downstream = page.inner_text("body")
-        page.screenshot(path=str(tmp_path / "candles_lineage.png"))
+        upstream = lineage_names(page, webserver, "grid_levels", "upstream", 2, "ohlcv_1h",
+                                 tmp_path / "grid_lineage.png")
+        downstream = lineage_names(page, webserver, "ohlcv_1h", "downstream", 1, "indicators_1h",
+                                   tmp_path / "candles_lineage.png")
         browser.close()
-    assert {"grid_levels", "ohlcv_1m", "ohlcv_1h"} <= set(upstream.split())
-    assert {"indicators_1h", "market_regime", "grid_levels"} <= set(downstream.split())
+    assert {"grid_levels", "ohlcv_1m", "ohlcv_1h"} <= upstream
+    assert {"indicators_1h", "market_regime", "grid_levels"} <= downstream

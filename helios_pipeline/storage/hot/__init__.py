@@ -10,6 +10,7 @@ Modules:
     writer: ``DurableTickWriter``, acknowledges ticks once fsynced in the log.
     pusher: ``RedisPusher``, delivers acknowledged ticks to Redis exactly once.
     live_candles: live 1m candles in Redis, for reconciliation with ``ohlcv_1m``.
+    hash_writer: ``HashWriter``, expiring hashes in one transaction, an outage logged once.
     health: the stream service's health hash (published and read).
     live_indicators: the latest live indicator values per symbol and timeframe.
     divergence: the current cross-exchange divergence per symbol (written and read).

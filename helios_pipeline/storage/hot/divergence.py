@@ -28,9 +28,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal, cast
 
 import redis
-import redis.asyncio
 
-from helios_pipeline.storage.hot.client import async_client
+from helios_pipeline.storage.hot.hash_writer import HashWriter
 from helios_pipeline.storage.hot.keys import divergence_key
 
 log = logging.getLogger(__name__)
@@ -114,34 +113,28 @@ class HotDivergenceWriter:
     def __init__(self, redis_url: str, exchange: str, ttl_ms: int) -> None:
         self.exchange = exchange
         self.ttl_ms = ttl_ms
-        self._client: redis.asyncio.Redis = async_client(redis_url, timeout_s=2.0)
+        self._hashes = HashWriter(redis_url, log, timeout_s=2.0, replace=False)
         self.written = 0
-        self.failures = 0
-        self._down = False
+
+    @property
+    def failures(self) -> int:
+        """Writes that failed."""
+        return self._hashes.failures
 
     async def write(self, states: Iterable[DivergenceState]) -> bool:
         """Replace the hashes of ``states`` (one transaction); ``False`` if Redis failed."""
         batch = list(states)
         if not batch:
             return True
-        pipe = self._client.pipeline(transaction=True)
-        for state in batch:
-            key = divergence_key(self.exchange, state.symbol)
-            pipe.hset(key, mapping=encode_state(state))  # type: ignore[arg-type]
-            pipe.pexpire(key, self.ttl_ms)
-        try:
-            await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            self.failures += 1
-            if not self._down:
-                log.warning("Writing the divergence state to Redis failed (%r); the next "
-                            "comparison writes it again.", exc)
-                self._down = True
+        hashes = {divergence_key(self.exchange, state.symbol): encode_state(state)
+                  for state in batch}
+        warning = ("Writing the divergence state to Redis failed (%r); the next comparison "
+                   "writes it again.")
+        if not await self._hashes.write(hashes, self.ttl_ms, warning):
             return False
-        self._down = False
         self.written += len(batch)
         return True
 
     async def aclose(self) -> None:
         """Close the Redis connections."""
-        await self._client.aclose()
+        await self._hashes.aclose()

@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from typing import cast
 
 import redis
-import redis.asyncio
 
 from helios_pipeline.domain.quarantine import jsonable
-from helios_pipeline.storage.hot.client import async_client
+from helios_pipeline.storage.hot.hash_writer import HashWriter
 from helios_pipeline.storage.hot.keys import health_key
 
 log = logging.getLogger(__name__)
@@ -86,29 +85,19 @@ class HealthPublisher:
     def __init__(self, redis_url: str, key: str, ttl_s: float = 30.0) -> None:
         self.key = key
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._client: redis.asyncio.Redis = async_client(redis_url, timeout_s=1.0)
-        self.failures = 0
-        self._down = False
+        self._hashes = HashWriter(redis_url, log, timeout_s=1.0, replace=True)
+
+    @property
+    def failures(self) -> int:
+        """Publishes that failed."""
+        return self._hashes.failures
 
     async def publish(self, health: Mapping[str, object]) -> bool:
         """Replace the published health; returns whether Redis took it."""
-        fields = redis_fields(health)
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.delete(self.key)
-            pipe.hset(self.key, mapping=fields)  # type: ignore[arg-type]
-            pipe.pexpire(self.key, self._ttl_ms)
-            await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            self.failures += 1
-            if not self._down:
-                log.warning("Publishing stream health to Redis failed (%r); retrying every "
-                            "interval.", exc)
-                self._down = True
-            return False
-        self._down = False
-        return True
+        return await self._hashes.write(
+            {self.key: redis_fields(health)}, self._ttl_ms,
+            "Publishing stream health to Redis failed (%r); retrying every interval.")
 
     async def aclose(self) -> None:
         """Close the Redis connections."""
-        await self._client.aclose()
+        await self._hashes.aclose()

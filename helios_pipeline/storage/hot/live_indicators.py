@@ -25,9 +25,8 @@ from decimal import Decimal
 from typing import cast
 
 import redis
-import redis.asyncio
 
-from helios_pipeline.storage.hot.client import async_client
+from helios_pipeline.storage.hot.hash_writer import HashWriter
 from helios_pipeline.storage.hot.keys import indicator_key
 
 log = logging.getLogger(__name__)
@@ -107,11 +106,14 @@ class HotIndicatorWriter:
     def __init__(self, redis_url: str, exchange: str, retention_ms: int) -> None:
         self.exchange = exchange
         self.retention_ms = retention_ms
-        self._client: redis.asyncio.Redis = async_client(redis_url, timeout_s=2.0)
+        self._hashes = HashWriter(redis_url, log, timeout_s=2.0, replace=True)
         self._pending: dict[tuple[str, str], dict[str, str]] = {}
         self.written = 0
-        self.failures = 0
-        self._down = False
+
+    @property
+    def failures(self) -> int:
+        """Flushes that failed."""
+        return self._hashes.failures
 
     @property
     def pending(self) -> int:
@@ -127,22 +129,11 @@ class HotIndicatorWriter:
         if not self._pending:
             return 0
         batch = dict(self._pending)
-        pipe = self._client.pipeline(transaction=True)
-        for (symbol, timeframe), fields in batch.items():
-            key = indicator_key(self.exchange, symbol, timeframe)
-            pipe.delete(key)
-            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-            pipe.pexpire(key, self.retention_ms)
-        try:
-            await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            self.failures += 1
-            if not self._down:
-                log.warning("Writing live indicators to Redis failed (%r); keeping %d for later.",
-                            exc, len(batch))
-                self._down = True
+        hashes = {indicator_key(self.exchange, symbol, timeframe): fields
+                  for (symbol, timeframe), fields in batch.items()}
+        warning = "Writing live indicators to Redis failed (%r); keeping %d for later."
+        if not await self._hashes.write(hashes, self.retention_ms, warning, len(batch)):
             return 0
-        self._down = False
         for ident, fields in batch.items():
             if self._pending.get(ident) is fields:
                 del self._pending[ident]
@@ -151,4 +142,4 @@ class HotIndicatorWriter:
 
     async def aclose(self) -> None:
         """Close the Redis connections."""
-        await self._client.aclose()
+        await self._hashes.aclose()
