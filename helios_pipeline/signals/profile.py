@@ -7,8 +7,9 @@ times the share of its range that falls inside the bin. This is exact for that a
 computed without a candles x bins matrix: the cumulative volume below a price ``x`` is
 ``x * (Σ density of ranges opened below x - Σ density closed below x) - (Σ density*low - Σ
 density*high)`` over the same sets; bucketing each low and high by the first bin edge above it
-(a binary search over the edges, then ``numpy.bincount``) gives those sums at every edge in
-``O(n log bins)``, the same work as ``numpy.histogram``, with no candles x bins matrix and no sort.
+(by arithmetic, the edges being equally spaced, checked against the edges themselves as
+``numpy.histogram`` does; then ``numpy.bincount``) gives those sums at every edge in ``O(n)``,
+the same work as ``numpy.histogram`` twice, with no candles x bins matrix and no sort.
 
 * point of control (POC): the middle of the bin with the most volume (the lowest such bin on a tie);
 * value area: grown from the POC bin, one bin at a time towards the side whose next bin holds more
@@ -77,26 +78,50 @@ def bin_edges(low: float, high: float, bins: int | None, bin_size: float | None)
 
 def spread_volume(low: FloatArray, high: FloatArray, volume: FloatArray,
                   edges: FloatArray) -> FloatArray:
-    """Volume per bin with each candle's volume uniform over its low..high range."""
+    """Volume per bin with each candle's volume uniform over its low..high range.
+
+    ``edges`` are equally spaced and ascending (as :func:`bin_edges` makes them).
+    """
+    bins = edges.size - 1
+    # Bucket both ends of each range by the first edge above them.
+    opened_at = _first_edge_above(low, edges)
+    closed_at = _first_edge_above(high, edges)
+    # A range inside one bin puts all its volume there, as does a candle with high == low (the
+    # last bin holds its upper edge, as in numpy.histogram): usually most candles.
+    inside = opened_at == closed_at
+    volumes = np.bincount(np.minimum(opened_at - 1, bins - 1),
+                          weights=np.where(inside, volume, 0.0), minlength=bins).astype(np.float64)
+    across = ~inside
+    if not across.any():
+        return volumes
+    # Ranges across edges: a range counts at edge j once it opened below it (low < edges[j]) and
+    # stops growing there once it closed below it (high < edges[j]).
+    low, high, volume = low[across], high[across], volume[across]
+    opened_at, closed_at = opened_at[across], closed_at[across]
+    density = volume / (high - low)
     size = edges.size + 1
-    # A range counts at edge j once it opened below it (low < edges[j]) and stops growing there
-    # once it closed below it (high < edges[j]): bucket both ends by the first edge above them.
-    opened_at = np.searchsorted(edges, low, side="right")
-    closed_at = np.searchsorted(edges, high, side="right")
-    width = high - low
-    flat = width <= 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        density = np.where(flat, 0.0, volume / width)
-    d_low = np.cumsum(np.bincount(opened_at, weights=density, minlength=size))
-    dl_low = np.cumsum(np.bincount(opened_at, weights=density * low, minlength=size))
-    d_high = np.cumsum(np.bincount(closed_at, weights=density, minlength=size))
-    dh_high = np.cumsum(np.bincount(closed_at, weights=density * high, minlength=size))
-    below = edges * (d_low[:-1] - d_high[:-1]) - (dl_low[:-1] - dh_high[:-1])
-    # A candle with high == low puts all its volume in the bin holding that price (the last bin
-    # holds its upper edge, as in numpy.histogram).
-    point_bin = np.minimum(opened_at - 1, edges.size - 2)
-    point = np.bincount(point_bin, weights=np.where(flat, volume, 0.0), minlength=edges.size - 1)
-    return np.asarray(point + np.diff(below), dtype=np.float64)
+    open_density = (np.bincount(opened_at, weights=density, minlength=size)
+                    - np.bincount(closed_at, weights=density, minlength=size))
+    open_moment = (np.bincount(opened_at, weights=density * low, minlength=size)
+                   - np.bincount(closed_at, weights=density * high, minlength=size))
+    below = edges * np.cumsum(open_density)[:-1] - np.cumsum(open_moment)[:-1]
+    volumes += np.diff(below)
+    return volumes
+
+
+def _first_edge_above(values: FloatArray, edges: FloatArray) -> npt.NDArray[np.intp]:
+    """``numpy.searchsorted(edges, values, side="right")`` for equally spaced edges.
+
+    The bucket is computed, then moved by one where float rounding put it past an edge (the
+    estimate is never further off), so the answer is the binary search's, in about half its time.
+    """
+    step = (edges[-1] - edges[0]) / (edges.size - 1)
+    index: npt.NDArray[np.intp] = ((values - edges[0]) / step).astype(np.intp) + 1
+    np.clip(index, 0, edges.size, out=index)
+    padded = np.concatenate(([-np.inf], edges, [np.inf]))  # padded[i] == edges[i - 1]
+    index -= values < padded[index]
+    index += values >= padded[index + 1]
+    return index
 
 
 def value_area(volumes: FloatArray, share: float = VALUE_AREA_SHARE) -> tuple[int, int, int]:

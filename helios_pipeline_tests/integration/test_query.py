@@ -35,6 +35,7 @@ from helios_pipeline.storage.hot.live_candles import encode_candle
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline.storage.quarantine import QuarantineStore
+from helios_pipeline_tests.unit.test_volume_profile import brute_force_profile
 
 SYMBOL = "BTC/USDT"
 DAYS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)]
@@ -267,18 +268,6 @@ def test_bad_arguments_raise_one_typed_error_naming_them(
     with pytest.raises(QueryError, match=message):
         query(root).ohlcv(**call)  # type: ignore[arg-type]
 
-
-
-def brute_force_profile(frame: pd.DataFrame, edges: np.ndarray) -> np.ndarray:
-    """Each candle's volume spread uniformly over its range, bin by bin (the slow way)."""
-    volumes = np.zeros(len(edges) - 1)
-    for low, high, volume in frame[["low", "high", "volume"]].itertuples(index=False):
-        if high == low:
-            volumes[min(np.searchsorted(edges, low, side="right") - 1, len(volumes) - 1)] += volume
-            continue
-        overlap = np.clip(np.minimum(edges[1:], high) - np.maximum(edges[:-1], low), 0, None)
-        volumes += volume * overlap / (high - low)
-    return volumes
 
 
 def test_the_volume_profile_spreads_each_candle_over_its_range(root: Path) -> None:
