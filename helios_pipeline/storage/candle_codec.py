@@ -40,6 +40,7 @@ from helios_pipeline.domain.columns import (
     VALIDATION_COLUMNS,
     VALIDATION_SCORE,
 )
+from helios_pipeline.domain.decimal_float import decimal_to_float
 from helios_pipeline.domain.schema import (
     DECIMAL_PRECISION,
     DECIMAL_SCALE,
@@ -48,7 +49,6 @@ from helios_pipeline.domain.schema import (
     VALIDATION_TYPES,
 )
 from helios_pipeline.domain.timeframe import ms_to_datetime
-from helios_pipeline.storage.decimal_float import decimal_to_float
 
 FLAG_SEPARATOR = ";"  # anomaly flags in CSV; rule names never contain it
 
@@ -400,7 +400,7 @@ def to_frame(table: pa.Table, as_float: bool,
         if field.name == TIMESTAMP:
             continue
         if as_float and field.name in DECIMAL_COLUMNS:
-            # correctly rounded (``storage.decimal_float``); a direct decimal cast may be off an ulp
+            # correctly rounded (``domain.decimal_float``); a direct decimal cast may be off an ulp
             columns[field.name] = decimal_to_float(column).to_numpy(zero_copy_only=False)
         elif pa.types.is_int64(field.type):
             whole = column.combine_chunks()

@@ -8,8 +8,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helios_pipeline.domain.decimal_float import decimal_to_float
 from helios_pipeline.domain.schema import OHLCV_SCHEMA
-from helios_pipeline.storage.decimal_float import decimal_to_float
 
 DECIMAL = OHLCV_SCHEMA.field("open").type  # decimal128(38, 18)
 values = st.decimals(min_value=Decimal("-99999999999999999999"),
