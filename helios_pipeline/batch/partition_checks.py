@@ -9,7 +9,7 @@ Expectations) are paid once per run, not once per day:
 * :func:`expectation_outcomes`: the Great Expectations suite of the validation rules over the
   stored candles (statistical rules: price jumps, price vs recent average, volume outliers);
 * :func:`gap_outcome`: what the exchange did not send (recorded, never filled);
-* :func:`consistency_outcome`: derived candles vs the exchange's own.
+* :func:`consistency_outcome`: a day's derived candles vs the exchange's own, every timeframe.
 
 Metadata values are plain ints, floats and strings.
 """
@@ -17,7 +17,7 @@ Metadata values are plain ints, floats and strings.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -135,19 +135,32 @@ def gap_outcome(record: PartitionRecord | None) -> CheckOutcome:
     })
 
 
-def consistency_outcome(report: ConsistencyReport) -> CheckOutcome:
-    """Derived candles vs the exchange's own candles of the same timeframe."""
-    lost = set(report.lost_minutes)
-    shown = [f"{ms_to_datetime(m.open_ms):%H:%M} {m.field}: ours {m.ours} vs exchange {m.exchange}"
-             + (" (lost a quarantined minute)" if m.open_ms in lost else "")
-             for m in report.mismatches[:SHOWN]]
-    return CheckOutcome(report.consistent, {
-        "compared": report.compared,
-        "mismatches": len(report.mismatches),
-        "lost_to_quarantine": len(lost),
+def consistency_outcome(reports: Mapping[Timeframe, ConsistencyReport]) -> CheckOutcome:
+    """A day's derived candles vs the exchange's own candles, every timeframe compared.
+
+    Passes when every timeframe is consistent. The metadata counts per timeframe
+    (``compared_<tf>``, ``mismatches_<tf>``) and in total, and lists the first mismatches with
+    their timeframe.
+    """
+    lost = {tf: set(report.lost_minutes) for tf, report in reports.items()}
+    each = max(2, SHOWN // max(1, len(reports)))  # every failing timeframe gets its lines
+    shown = [f"{tf.value} {ms_to_datetime(m.open_ms):%H:%M} {m.field}: ours {m.ours} vs "
+             f"exchange {m.exchange}" + (" (lost a quarantined minute)"
+                                         if m.open_ms in lost[tf] else "")
+             for tf, report in reports.items() for m in report.mismatches[:each]]
+    per_timeframe: dict[str, int] = {}
+    for tf, report in reports.items():
+        per_timeframe[f"compared_{tf.value}"] = report.compared
+        per_timeframe[f"mismatches_{tf.value}"] = len(report.mismatches)
+    return CheckOutcome(all(r.consistent for r in reports.values()), {
+        "timeframes": ", ".join(tf.value for tf in reports) or "none",
+        "compared": sum(r.compared for r in reports.values()),
+        "mismatches": sum(len(r.mismatches) for r in reports.values()),
+        "lost_to_quarantine": sum(len(minutes) for minutes in lost.values()),
+        "only_ours": sum(len(r.only_ours) for r in reports.values()),
+        "only_exchange": sum(len(r.only_exchange) for r in reports.values()),
         "first_mismatches": "\n".join(shown) or "none",
-        "only_ours": len(report.only_ours),
-        "only_exchange": len(report.only_exchange),
+        **per_timeframe,
     })
 
 

@@ -3,8 +3,8 @@
 Shared by the ``ohlcv_candles`` multi-asset (a run of one partition, or a UI backfill's range)
 and ``ohlcv_backfill_job`` (``helios backfill``): the same events for each partition whichever
 launched it. Per chunk of days of one symbol: store the 1m days -> schema check (blocking: a
-failing day is not derived) -> expectations and gap checks -> derive -> consistency checks
-against the exchange's own candles.
+failing day is not derived) -> expectations and gap checks -> derive -> the consistency check
+against the exchange's own candles (one result per day for every derived timeframe).
 """
 
 import asyncio
@@ -32,11 +32,11 @@ from helios_pipeline.batch.partition_checks import (
 )
 from helios_pipeline.defs.bulk import ingest_from_archive
 from helios_pipeline.defs.checks import (
+    CONSISTENCY_CHECK,
     EXPECTATIONS_CHECK,
     GAP_CHECK,
     SCHEMA_CHECK,
     SEVERITY,
-    consistency_check_key,
     evaluation,
 )
 from helios_pipeline.defs.keys import OHLCV_1M, candle_key
@@ -161,17 +161,18 @@ class CandleRun:
 
     def _consistency(self, symbol: str, derived: dict[date, dict[Timeframe, pa.Table]]
                      ) -> Iterator[CandleEvent]:
-        wanted = [tf for tf in self.derive if consistency_check_key(tf) in self.checks]
-        if not wanted:
+        if CONSISTENCY_CHECK not in self.checks:
             return
 
         async def compare() -> dict[tuple[date, Timeframe], ConsistencyReport]:
             async with self.exchange.client() as client:
-                return await compare_range_with_exchange(client, symbol, derived, wanted)
+                return await compare_range_with_exchange(client, symbol, derived, self.derive)
 
+        by_day: dict[date, dict[Timeframe, ConsistencyReport]] = {}
         for (day, tf), report in asyncio.run(compare()).items():
-            yield self._evaluated(consistency_check_key(tf), symbol, day,
-                                  consistency_outcome(report))
+            by_day.setdefault(day, {})[tf] = report
+        for day, reports in by_day.items():
+            yield self._evaluated(CONSISTENCY_CHECK, symbol, day, consistency_outcome(reports))
 
     def _materialized(self, key: dg.AssetKey, symbol: str, day: date,
                       metadata: dict[str, dg.MetadataValue]) -> CandleEvent:

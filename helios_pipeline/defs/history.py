@@ -17,10 +17,10 @@ import dagster as dg
 from helios_pipeline.batch.derived import DERIVED_TIMEFRAMES
 from helios_pipeline.defs.candle_run import CHUNK_DAYS, CandleEvent, CandleRun
 from helios_pipeline.defs.checks import (
+    CONSISTENCY_CHECK,
     EXPECTATIONS_CHECK,
     GAP_CHECK,
     SCHEMA_CHECK,
-    consistency_check_key,
 )
 from helios_pipeline.defs.cross import reference_candles
 from helios_pipeline.defs.keys import OHLCV_1M, candle_key
@@ -36,8 +36,7 @@ from helios_pipeline.validation.rules import ValidationThresholds
 
 BACKFILL_JOB = "ohlcv_backfill_job"
 ASSETS = frozenset({OHLCV_1M, *(candle_key(tf) for tf in DERIVED_TIMEFRAMES)})
-CHECKS = frozenset({SCHEMA_CHECK, EXPECTATIONS_CHECK, GAP_CHECK,
-                    *(consistency_check_key(tf) for tf in DERIVED_TIMEFRAMES)})
+CHECKS = frozenset({SCHEMA_CHECK, EXPECTATIONS_CHECK, GAP_CHECK, CONSISTENCY_CHECK})
 
 
 class BackfillRange(dg.Config):
