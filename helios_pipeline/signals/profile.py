@@ -6,10 +6,12 @@ traded in, so each candle's volume is spread **uniformly over its low..high rang
 times the share of its range that falls inside the bin. This is exact for that assumption and
 computed without a candles x bins matrix: the cumulative volume below a price ``x`` is
 ``x * (Σ density of ranges opened below x - Σ density closed below x) - (Σ density*low - Σ
-density*high)`` over the same sets; bucketing each low and high by the first bin edge above it
-(by arithmetic, the edges being equally spaced, checked against the edges themselves as
-``numpy.histogram`` does; then ``numpy.bincount``) gives those sums at every edge in ``O(n)``,
-the same work as ``numpy.histogram`` twice, with no candles x bins matrix and no sort.
+density*high)`` over the same sets. Most ranges lie inside one bin and simply add their volume
+to it; only those across an edge need the sums. Bucketing each low (and, for ranges across an
+edge, each high) by the first bin edge above it (by arithmetic, the edges being equally spaced,
+checked against the edges themselves as ``numpy.histogram`` does; then ``numpy.bincount``)
+gives them at every edge in ``O(n)``, about the work of ``numpy.histogram``, with no candles x
+bins matrix and no sort.
 
 * point of control (POC): the middle of the bin with the most volume (the lowest such bin on a tie);
 * value area: grown from the POC bin, one bin at a time towards the side whose next bin holds more
@@ -83,21 +85,24 @@ def spread_volume(low: FloatArray, high: FloatArray, volume: FloatArray,
     ``edges`` are equally spaced and ascending (as :func:`bin_edges` makes them).
     """
     bins = edges.size - 1
-    # Bucket both ends of each range by the first edge above them.
-    opened_at = _first_edge_above(low, edges)
-    closed_at = _first_edge_above(high, edges)
-    # A range inside one bin puts all its volume there, as does a candle with high == low (the
-    # last bin holds its upper edge, as in numpy.histogram): usually most candles.
-    inside = opened_at == closed_at
-    volumes = np.bincount(np.minimum(opened_at - 1, bins - 1),
-                          weights=np.where(inside, volume, 0.0), minlength=bins).astype(np.float64)
-    across = ~inside
-    if not across.any():
+    padded = _padded(edges)
+    # Bucket each range's low by the first edge above it.
+    opened_at = _first_edge_above(low, edges, padded)
+    # A range whose high is below that edge lies inside one bin and puts all its volume there,
+    # as does a candle with high == low (the last bin holds its upper edge, as in
+    # numpy.histogram): usually most candles.
+    inside = high < padded[1:][opened_at]  # below the edge above the low
+    bin_of = opened_at - 1
+    np.minimum(bin_of, bins - 1, out=bin_of)
+    volumes = np.bincount(bin_of, weights=np.where(inside, volume, 0.0),
+                          minlength=bins).astype(np.float64)
+    across = np.flatnonzero(~inside)  # positions: a fifth of the candles or fewer, usually
+    if not across.size:
         return volumes
     # Ranges across edges: a range counts at edge j once it opened below it (low < edges[j]) and
     # stops growing there once it closed below it (high < edges[j]).
-    low, high, volume = low[across], high[across], volume[across]
-    opened_at, closed_at = opened_at[across], closed_at[across]
+    low, high, volume, opened_at = low[across], high[across], volume[across], opened_at[across]
+    closed_at = _first_edge_above(high, edges, padded)
     density = volume / (high - low)
     size = edges.size + 1
     open_density = (np.bincount(opened_at, weights=density, minlength=size)
@@ -109,18 +114,25 @@ def spread_volume(low: FloatArray, high: FloatArray, volume: FloatArray,
     return volumes
 
 
-def _first_edge_above(values: FloatArray, edges: FloatArray) -> npt.NDArray[np.intp]:
+def _padded(edges: FloatArray) -> FloatArray:
+    """``edges`` between -inf and +inf: ``padded[i] == edges[i - 1]``."""
+    return np.concatenate(([-np.inf], edges, [np.inf]))
+
+
+def _first_edge_above(values: FloatArray, edges: FloatArray,
+                      padded: FloatArray) -> npt.NDArray[np.intp]:
     """``numpy.searchsorted(edges, values, side="right")`` for equally spaced edges.
 
     The bucket is computed, then moved by one where float rounding put it past an edge (the
     estimate is never further off), so the answer is the binary search's, in about half its time.
+    ``padded`` is :func:`_padded` of ``edges``.
     """
     step = (edges[-1] - edges[0]) / (edges.size - 1)
-    index: npt.NDArray[np.intp] = ((values - edges[0]) / step).astype(np.intp) + 1
+    index: npt.NDArray[np.intp] = ((values - edges[0]) / step).astype(np.intp)
+    index += 1
     np.clip(index, 0, edges.size, out=index)
-    padded = np.concatenate(([-np.inf], edges, [np.inf]))  # padded[i] == edges[i - 1]
     index -= values < padded[index]
-    index += values >= padded[index + 1]
+    index += values >= padded[1:][index]  # padded[1:][i] == edges[i]
     return index
 
 
