@@ -99,7 +99,7 @@ def run_backfill(
     ``DagsterInstance.optimize_for_webserver``) instead of connecting once per event.
     """
     job = build_defs(settings).resolve_job_def(BACKFILL_JOB)
-    # A backfill writes some 15 events per partition. On PostgreSQL, Dagster's storages open a
+    # A backfill writes some 10 events per partition. On PostgreSQL, Dagster's storages open a
     # new connection per event unless asked to hold a pool, as its webserver does: that halves
     # a backfill's time (docs/batch.md). SQLite storages ignore it.
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
