@@ -10,9 +10,12 @@ source for the candles of closed periods:
    same exact Arrow columns REST pages give); a missing file (404, not yet published), a
    checksum mismatch, a truncated zip or a malformed row sends that file's days to REST, with a
    :class:`Fallback` naming the file;
-3. **cross-check** each monthly file against REST: its first and last candle and one seeded
-   random minute are fetched through REST and compared value for value; a difference
-   discards the month's archive data (REST for those days) and is reported as a
+3. **cross-check** each month's archive data against REST: for a monthly file its first and
+   last candle and one seeded random minute, for the daily files of the current month used by
+   one call the first candle of the first, the last of the last and one seeded random minute
+   among them (three requests a month either way: checking every daily file would cost more
+   weight than fetching the days). They are fetched through REST and compared value for value;
+   a difference discards that month's archive data (REST for those days) and is reported as a
    :class:`Mismatch` (the Dagster run raises an alert for it);
 4. **store** every day through the same validation and storage code as the REST path
    (``ingest.store_minutes``), so a stored partition is byte-identical whichever source it came
@@ -178,6 +181,7 @@ async def ingest_minutes_bulk(
     symbol_id = to_storage_id(normalize_symbol(symbol))
     used = await asyncio.gather(*(_use(client, archive, symbol, symbol_id, plan, report)
                                   for plan in plans))
+    used = await _cross_check_daily(client, symbol, plans, used, report)
     tables = []
     for plan, file in zip(plans, used, strict=True):
         if file is None:
@@ -236,13 +240,17 @@ def forget_checked_files() -> None:
 
 async def _use(client: ExchangeClient, archive: BulkArchiveClient, symbol: str, symbol_id: str,
                plan: ArchivePlan, report: BulkReport) -> ArchiveFile | None:
-    """The verified file of ``plan``, or ``None`` (with a fallback recorded) when unusable."""
+    """The verified file of ``plan``, or ``None`` (with a fallback recorded) when unusable.
+
+    A monthly file is cross-checked here and kept for the next chunk; daily files are
+    cross-checked together, month by month, by :func:`_cross_check_daily`.
+    """
     url = archive_url(archive.base_url, symbol_id, plan.first, plan.monthly)
     checked = _CHECKED.get(url)
     if checked is not None:
         return checked
     file = await _verified(client, archive, symbol, symbol_id, plan, report)
-    if file is not None:
+    if file is not None and plan.monthly:
         _CHECKED.put(file)
     return file
 
@@ -257,7 +265,7 @@ async def _verified(client: ExchangeClient, archive: BulkArchiveClient, symbol: 
         report.fallbacks.append(Fallback(url, plan.days, str(exc).split(": ", 1)[-1]))
         return None
     if plan.monthly:
-        mismatches = await cross_check(client, symbol, file)
+        mismatches = await cross_check(client, symbol, [file])
         if mismatches:
             report.mismatches.extend(mismatches)
             report.fallbacks.append(Fallback(file.url, plan.days, "differs from REST: "
@@ -266,23 +274,55 @@ async def _verified(client: ExchangeClient, archive: BulkArchiveClient, symbol: 
     return file
 
 
-def check_minutes(file: ArchiveFile) -> list[int]:
-    """Open times (ms) the cross-check compares: first, last and one seeded random candle."""
-    times = file.table.column(TIMESTAMP).cast(pa.int64()).to_pylist()
+async def _cross_check_daily(client: ExchangeClient, symbol: str, plans: Sequence[ArchivePlan],
+                             used: Sequence[ArchiveFile | None], report: BulkReport
+                             ) -> list[ArchiveFile | None]:
+    """``used`` without the daily files of a month whose cross-check found a difference.
+
+    The daily files of each month are checked together (:func:`check_minutes`); a difference
+    sends every one of them to REST, each with a fallback naming it.
+    """
+    out = list(used)
+    daily = [i for i, (plan, file) in enumerate(zip(plans, used, strict=True))
+             if file is not None and not plan.monthly]
+    for _, group in groupby(daily, key=lambda i: (plans[i].first.year, plans[i].first.month)):
+        members = list(group)
+        files = [file for i in members if (file := used[i]) is not None]
+        mismatches = await cross_check(client, symbol, files)
+        if not mismatches:
+            continue
+        report.mismatches.extend(mismatches)
+        for i, file in zip(members, files, strict=True):
+            report.fallbacks.append(Fallback(file.url, plans[i].days, "the month's daily files "
+                                             "differ from REST: " + mismatches[0].message()))
+            out[i] = None
+    return out
+
+
+def check_minutes(files: Sequence[ArchiveFile]) -> list[tuple[int, ArchiveFile]]:
+    """Open times (ms) the cross-check compares, each with the file holding it.
+
+    The first candle of the first file, the last of the last and one seeded random candle among
+    all of them (``files`` in time order; one monthly file, or a month's daily files).
+    """
+    times = [(t, file) for file in files
+             for t in file.table.column(TIMESTAMP).cast(pa.int64()).to_pylist()]
     if not times:
         return []
-    seed = int(hashlib.sha256(file.name.encode()).hexdigest()[:16], 16)
+    names = "".join(file.name for file in files)
+    seed = int(hashlib.sha256(names.encode()).hexdigest()[:16], 16)
     picked = times[random.Random(seed).randrange(len(times))]  # noqa: S311 (not crypto)
-    return sorted({times[0], times[-1], picked})
+    return sorted(dict([times[0], times[-1], picked]).items(), key=lambda item: item[0])
 
 
-async def cross_check(client: ExchangeClient, symbol: str, file: ArchiveFile) -> list[Mismatch]:
-    """Compare :func:`check_minutes` of an archive file with REST's candles, value for value."""
-    minutes = check_minutes(file)
+async def cross_check(client: ExchangeClient, symbol: str,
+                      files: Sequence[ArchiveFile]) -> list[Mismatch]:
+    """Compare :func:`check_minutes` of archive files with REST's candles, value for value."""
+    minutes = check_minutes(files)
     batches = await asyncio.gather(*(client.fetch_candles(symbol, Timeframe.M1, t, t + MINUTE_MS)
-                                     for t in minutes))
+                                     for t, _ in minutes))
     out = []
-    for t, batch in zip(minutes, batches, strict=True):
+    for (t, file), batch in zip(minutes, batches, strict=True):
         archived = _row_at(file.table, t)
         rest = _row_at(batch.table, t)
         if rest is None and batch.candles:  # a page that needed the exact parser

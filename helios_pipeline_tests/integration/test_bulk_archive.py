@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from helios_pipeline.batch.bulk import (
     BulkReport,
+    check_minutes,
     forget_checked_files,
     ingest_minutes_bulk,
     plan_archive,
 )
 from helios_pipeline.batch.ingest import ingest_minutes
-from helios_pipeline.exchanges.bulk_archive import BulkArchiveClient
+from helios_pipeline.domain.timeframe import day_start_ms
+from helios_pipeline.exchanges.bulk_archive import ArchiveFile, BulkArchiveClient
 from helios_pipeline.exchanges.client import ExchangeClient
 from helios_pipeline.sim.server import SimExchangeServer
 from helios_pipeline_tests.conftest import KLINES_DIR
@@ -201,6 +204,63 @@ def test_closed_days_of_the_current_month_come_from_daily_files(
     today = yesterday + timedelta(days=1)
     kind = "daily" if yesterday.month == today.month else "monthly"
     assert f"/data/spot/{kind}/klines/ETHUSDT/1m/" in source
+
+
+def closed_days_of_this_month() -> list[date]:
+    """Up to two closed days of the current UTC month (served by daily files)."""
+    today = datetime.now(tz=UTC).date()
+    days = [d for d in (today - timedelta(days=2), today - timedelta(days=1))
+            if d.month == today.month]
+    if not days:
+        pytest.skip("the current month has no closed day yet (today is the 1st)")
+    return days
+
+
+def test_the_months_daily_files_are_cross_checked_together(
+    venue: SimExchangeServer, archive_faults: str, tmp_path: Path
+) -> None:
+    days = closed_days_of_this_month()
+    bulk = by_archive(venue, tmp_path, "ETH/USDT", days)
+    assert bulk.report is not None
+    assert (bulk.report.files, bulk.report.fallbacks, bulk.report.mismatches) == (len(days), [], [])
+    markets = 20
+    assert bulk.weight == markets + 3 * 2  # three minutes for the month's daily files, not per file
+
+
+def test_a_daily_file_that_differs_sends_the_months_daily_files_to_rest(
+    venue: SimExchangeServer, archive_faults: str, tmp_path: Path
+) -> None:
+    days = closed_days_of_this_month()
+    first_file = f"ETHUSDT-1m-{days[0]:%Y-%m-%d}.zip"  # its first minute is always compared
+    venue.set_faults(f"{archive_faults};archive_drift:path={first_file}")
+    bulk = by_archive(venue, tmp_path / "bulk", "ETH/USDT", days)
+    venue.set_faults(archive_faults)
+    by_rest(venue, tmp_path / "rest", "ETH/USDT", days)
+    assert files(tmp_path / "bulk") == files(tmp_path / "rest")
+    assert bulk.report is not None
+    assert bulk.report.rest_days == days
+    assert bulk.report.mismatches[0].url.endswith(f"/daily/klines/ETHUSDT/1m/{first_file}")
+    assert bulk.report.mismatches[0].minute == datetime.combine(days[0], datetime.min.time(), UTC)
+    assert [f.days for f in bulk.report.fallbacks] == [(d,) for d in days]
+    assert all("daily files differ from REST" in f.message() for f in bulk.report.fallbacks)
+    assert all(s.startswith("binance@") for s in sources(tmp_path / "bulk").values())
+
+
+def test_check_minutes_spans_the_files_in_order() -> None:
+    def day_file(day: date) -> ArchiveFile:
+        opens = [day_start_ms(day) + 60_000 * i for i in range(1440)]
+        table = pa.table({"timestamp": pa.array(opens, pa.int64()).cast(pa.timestamp("ms", "UTC"))})
+        return ArchiveFile(f"https://x/ETHUSDT-1m-{day}.zip", "0" * 64, table)
+
+    a, b = day_file(date(2024, 3, 4)), day_file(date(2024, 3, 5))
+    picked = check_minutes([a, b])
+    assert picked[0] == (day_start_ms(date(2024, 3, 4)), a)
+    assert picked[-1] == (day_start_ms(date(2024, 3, 6)) - 60_000, b)
+    assert len(picked) == 3
+    assert check_minutes([a, b]) == picked  # seeded: the same minutes every time
+    alone = check_minutes([a])  # a monthly file is checked alone: its own first and last
+    assert (alone[0], alone[-1]) == ((day_start_ms(date(2024, 3, 4)), a),
+                                     (day_start_ms(date(2024, 3, 5)) - 60_000, a))
 
 
 def test_plan_takes_closed_months_whole_and_the_current_month_by_day() -> None:
