@@ -1,16 +1,20 @@
-"""Expiring Redis hashes written by ``HashWriter``, against a real redis-server that goes down."""
+"""Hot-tier writers (``HashWriter``, live candles) against a real redis-server that goes down."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from decimal import Decimal
 from typing import cast
 
 import pytest
 import redis
 
+from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.storage.hot.hash_writer import HashWriter
 from helios_pipeline.storage.hot.keys import indicator_key
+from helios_pipeline.storage.hot.live_candles import HotCandleWriter, load_live_candles
 from helios_pipeline.storage.hot.live_indicators import HotIndicatorWriter, load_live_indicators
 from helios_pipeline_tests.conftest import RedisServer
 
@@ -109,4 +113,34 @@ def test_indicator_writer_keeps_what_redis_did_not_take_for_the_next_flush(
     assert live is not None
     assert (live.open_ms, live.indicators) == (60_000, {"close": 2.5, "rsi": 50.25})
     assert 0 < ttl_ms(client, indicator_key("binance", "BTC/USDT", "1m")) <= TTL_MS
+    client.close()
+
+
+def test_candle_writer_keeps_its_candles_through_an_outage_and_warns_once(
+        redis_url: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    logger = "helios_pipeline.storage.hot.live_candles"
+    now_ms = time.time_ns() // 1_000_000
+    minute = now_ms - now_ms % 60_000 - 60_000
+    candle = LiveCandle("BTC/USDT", minute, *[Decimal("93576.12")] * 4, Decimal("0.5"), 3,
+                        minute + 1, minute + 2, 1, False, now_ms)
+
+    async def main() -> tuple[int, int, int, int, int]:
+        writer = HotCandleWriter(redis_url, "binance", 3_600_000)
+        writer.add([candle])
+        redis_server.stop()
+        try:
+            failed = [await writer.flush(), await writer.flush()]  # one outage, two flushes
+        finally:
+            redis_server.start()
+        written = await writer.flush()
+        await writer.aclose()
+        return failed[0] + failed[1], writer.failures, written, writer.pending, writer.written
+
+    with caplog.at_level(logging.WARNING, logger=logger):
+        assert asyncio.run(main()) == (0, 2, 1, 0, 1)
+    logged = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert len(logged) == 1
+    assert logged[0].endswith("; keeping 1 for later.")
+    client = redis.Redis.from_url(redis_url)
+    assert load_live_candles(client, "binance", "BTC/USDT") == [candle]
     client.close()

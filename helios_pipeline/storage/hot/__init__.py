@@ -11,6 +11,7 @@ Modules:
     pusher: ``RedisPusher``, delivers acknowledged ticks to Redis exactly once.
     live_candles: live 1m candles in Redis, for reconciliation with ``ohlcv_1m``.
     hash_writer: ``HashWriter``, expiring hashes in one transaction, an outage logged once.
+    outage: ``OutageLog``, a writer's failed Redis writes counted and logged once per outage.
     health: the stream service's health hash (published and read).
     live_indicators: the latest live indicator values per symbol and timeframe.
     divergence: the current cross-exchange divergence per symbol (written and read).

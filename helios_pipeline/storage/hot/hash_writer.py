@@ -16,6 +16,7 @@ import redis
 import redis.asyncio
 
 from helios_pipeline.storage.hot.client import async_client
+from helios_pipeline.storage.hot.outage import OutageLog
 
 
 class HashWriter:
@@ -27,18 +28,18 @@ class HashWriter:
         timeout_s: Connect timeout and socket timeout of the connection.
         replace: Delete each hash before writing its fields, so no field of an older write
             stays; otherwise the fields are set over the existing hash.
-
-    Attributes:
-        failures: Writes that failed (Redis down, a timeout...).
     """
 
     def __init__(self, redis_url: str, log: logging.Logger, *, timeout_s: float,
                  replace: bool) -> None:
         self._client: redis.asyncio.Redis = async_client(redis_url, timeout_s=timeout_s)
-        self._log = log
+        self._outage = OutageLog(log)
         self._replace = replace
-        self.failures = 0
-        self._down = False
+
+    @property
+    def failures(self) -> int:
+        """Writes that failed (Redis down, a timeout...)."""
+        return self._outage.failures
 
     async def write(self, hashes: Mapping[str, Mapping[str, str]], ttl_ms: int,
                     warning: str, *args: object) -> bool:
@@ -57,16 +58,7 @@ class HashWriter:
                 pipe.delete(key)
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.pexpire(key, ttl_ms)
-        try:
-            await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            self.failures += 1
-            if not self._down:
-                self._log.warning(warning, exc, *args)
-                self._down = True
-            return False
-        self._down = False
-        return True
+        return await self._outage.execute(pipe, warning, *args)
 
     async def aclose(self) -> None:
         """Close the Redis connections."""

@@ -26,6 +26,7 @@ import redis.asyncio
 from helios_pipeline.domain.live_candle import LiveCandle
 from helios_pipeline.storage.hot.client import async_client
 from helios_pipeline.storage.hot.keys import candle_key
+from helios_pipeline.storage.hot.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,12 @@ class HotCandleWriter:
         self._pending: dict[tuple[str, int], LiveCandle] = {}
         self._fields: dict[str, set[int]] = {}
         self.written = 0
-        self.failures = 0
-        self._down = False
+        self._outage = OutageLog(log)
+
+    @property
+    def failures(self) -> int:
+        """Flushes that failed (Redis down, a timeout...)."""
+        return self._outage.failures
 
     @property
     def pending(self) -> int:
@@ -95,16 +100,10 @@ class HotCandleWriter:
             pipe.pexpire(key, self.retention_ms)
             self._fields.setdefault(key, set()).add(open_ms)
         self._expire_fields(pipe, cutoff)
-        try:
-            await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            self.failures += 1
-            if not self._down:
-                log.warning("Writing live candles to Redis failed (%r); keeping %d for later.",
-                            exc, len(self._pending))
-                self._down = True
+        if not await self._outage.execute(
+                pipe, "Writing live candles to Redis failed (%r); keeping %d for later.",
+                len(self._pending)):
             return 0
-        self._down = False
         for ident, candle in batch.items():
             if self._pending.get(ident) is candle:
                 del self._pending[ident]
