@@ -87,6 +87,21 @@ def by_rest(venue: SimExchangeServer, root: Path, symbol: str, days: list[date])
     return asyncio.run(run())
 
 
+def faulty_archive_stores_what_rest_stores(venue: SimExchangeServer, archive_faults: str,
+                                           root: Path, fault: str, days: list[date]) -> BulkReport:
+    """ETH/USDT ``days`` by the archive with ``fault`` added, then by REST without it.
+
+    Asserts both leave the same files; returns the archive path's report.
+    """
+    venue.set_faults(f"{archive_faults};{fault}")
+    bulk = by_archive(venue, root / "bulk", "ETH/USDT", days)
+    venue.set_faults(archive_faults)
+    by_rest(venue, root / "rest", "ETH/USDT", days)
+    assert files(root / "bulk") == files(root / "rest")
+    assert bulk.report is not None
+    return bulk.report
+
+
 def catalog_without_source(root: Path) -> list[tuple[object, ...]]:
     from helios_pipeline.storage.metadata import MetadataStore
 
@@ -146,20 +161,15 @@ def test_a_month_of_archive_spends_only_the_cross_check_weight(
 def test_each_fault_falls_back_to_rest_with_a_warning(
     venue: SimExchangeServer, archive_faults: str, tmp_path: Path, fault: str, reason: str,
 ) -> None:
-    venue.set_faults(f"{archive_faults};{fault}")
-    bulk = by_archive(venue, tmp_path / "bulk", "ETH/USDT", MARCH)
-    venue.set_faults(archive_faults)
-    by_rest(venue, tmp_path / "rest", "ETH/USDT", MARCH)
-    assert files(tmp_path / "bulk") == files(tmp_path / "rest")
-    assert bulk.report is not None
-    [fallback] = bulk.report.fallbacks
+    report = faulty_archive_stores_what_rest_stores(venue, archive_faults, tmp_path, fault, MARCH)
+    [fallback] = report.fallbacks
     assert fallback.url.endswith(f"/data/spot/monthly/klines/ETHUSDT/1m/{MARCH_FILE}")
     assert reason in fallback.reason
     assert MARCH_FILE in fallback.message()
     assert "fetched through REST" in fallback.message()
-    assert bulk.report.rest_days == MARCH
+    assert report.rest_days == MARCH
     assert all(s.startswith("binance@") for s in sources(tmp_path / "bulk").values())
-    assert bool(bulk.report.mismatches) == fault.startswith("archive_drift")
+    assert bool(report.mismatches) == fault.startswith("archive_drift")
 
 
 def test_drift_names_the_minute_and_the_values(
@@ -181,14 +191,10 @@ def test_drift_names_the_minute_and_the_values(
 def test_header_rows_and_microseconds_are_read_not_refused(
     venue: SimExchangeServer, archive_faults: str, tmp_path: Path, fault: str
 ) -> None:
-    venue.set_faults(f"{archive_faults};{fault}:path={MARCH_FILE}")
-    bulk = by_archive(venue, tmp_path / "bulk", "ETH/USDT", MARCH)
-    venue.set_faults(archive_faults)
-    by_rest(venue, tmp_path / "rest", "ETH/USDT", MARCH)
-    assert bulk.report is not None
-    assert (bulk.report.fallbacks, bulk.report.files) == ([], 1)
+    report = faulty_archive_stores_what_rest_stores(venue, archive_faults, tmp_path,
+                                                    f"{fault}:path={MARCH_FILE}", MARCH)
+    assert (report.fallbacks, report.files) == ([], 1)
     assert venue.stats()["faults_fired"][fault] >= 1
-    assert files(tmp_path / "bulk") == files(tmp_path / "rest")
 
 
 def test_closed_days_of_the_current_month_come_from_daily_files(
@@ -232,17 +238,13 @@ def test_a_daily_file_that_differs_sends_the_months_daily_files_to_rest(
 ) -> None:
     days = closed_days_of_this_month()
     first_file = f"ETHUSDT-1m-{days[0]:%Y-%m-%d}.zip"  # its first minute is always compared
-    venue.set_faults(f"{archive_faults};archive_drift:path={first_file}")
-    bulk = by_archive(venue, tmp_path / "bulk", "ETH/USDT", days)
-    venue.set_faults(archive_faults)
-    by_rest(venue, tmp_path / "rest", "ETH/USDT", days)
-    assert files(tmp_path / "bulk") == files(tmp_path / "rest")
-    assert bulk.report is not None
-    assert bulk.report.rest_days == days
-    assert bulk.report.mismatches[0].url.endswith(f"/daily/klines/ETHUSDT/1m/{first_file}")
-    assert bulk.report.mismatches[0].minute == datetime.combine(days[0], datetime.min.time(), UTC)
-    assert [f.days for f in bulk.report.fallbacks] == [(d,) for d in days]
-    assert all("daily files differ from REST" in f.message() for f in bulk.report.fallbacks)
+    report = faulty_archive_stores_what_rest_stores(venue, archive_faults, tmp_path,
+                                                    f"archive_drift:path={first_file}", days)
+    assert report.rest_days == days
+    assert report.mismatches[0].url.endswith(f"/daily/klines/ETHUSDT/1m/{first_file}")
+    assert report.mismatches[0].minute == datetime.combine(days[0], datetime.min.time(), UTC)
+    assert [f.days for f in report.fallbacks] == [(d,) for d in days]
+    assert all("daily files differ from REST" in f.message() for f in report.fallbacks)
     assert all(s.startswith("binance@") for s in sources(tmp_path / "bulk").values())
 
 
