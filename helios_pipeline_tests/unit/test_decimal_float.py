@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,3 +41,24 @@ def test_chunked_and_sliced_columns_and_hard_cases() -> None:
     want = expected([None if t is None else Decimal(t) for t in texts])
     assert decimal_to_float(chunked).to_pylist() == want
     assert decimal_to_float(array.slice(2, 5)).to_pylist() == want[2:7]
+
+
+@pytest.mark.parametrize("scale", [0, 2, 8, 12, 25, 30])
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_other_decimal_types(scale: int, data: st.DataObject) -> None:
+    """Scales the schema does not use take the same exact paths (or the text route)."""
+    digits = st.integers(min_value=-(10**37) + 1, max_value=10**37 - 1)
+    small = st.integers(min_value=-(2**54), max_value=2**54)
+    integers = data.draw(st.lists(st.one_of(digits, small), max_size=30))
+    column = [Decimal(i).scaleb(-scale) for i in integers]
+    array = pa.array(column, type=pa.decimal128(38, scale))
+    assert decimal_to_float(array).to_pylist() == expected(column)
+
+
+def test_quotients_around_two_to_the_53() -> None:
+    """Where the guessed quotient is near the edge of exact doubles, the result stays exact."""
+    column = [Decimal(2**53 + d).scaleb(-8) for d in range(-3, 4)]
+    column += [-value for value in column] + [Decimal(2**53 + 1).scaleb(-12)]
+    array = pa.array(column, type=DECIMAL)
+    assert decimal_to_float(array).to_pylist() == expected(column)
