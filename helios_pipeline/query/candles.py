@@ -26,6 +26,7 @@ from helios_pipeline.query.sources import (
     Span,
     clip,
     hot_table,
+    last_ms,
     load_archive,
     load_current,
     load_warm,
@@ -125,6 +126,8 @@ def aggregate_tiered(minutes: pa.Table, bucket: Bucket) -> pa.Table:
 
 def _closed(table: pa.Table, length_ms: int, now_ms: int) -> pa.Table:
     """Drop a trailing candle that is still forming (it ends after ``now``)."""
+    if not table.num_rows or last_ms(table) + length_ms <= now_ms:
+        return table
     times = table.column(TIMESTAMP).cast(pa.int64()).to_numpy()
     keep = int(np.searchsorted(times, now_ms - length_ms, side="right"))
     return table.slice(0, keep)

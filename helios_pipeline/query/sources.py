@@ -65,6 +65,8 @@ def tiered(table: pa.Table, tier: str) -> pa.Table:
 
 def clip(table: pa.Table, span: Span) -> pa.Table:
     """Rows of ``table`` whose open time is inside ``span`` (tables are sorted by open time)."""
+    if not table.num_rows or (span.start_ms <= first_ms(table) and last_ms(table) < span.end_ms):
+        return table  # all inside (whole days and months mostly are): no pass over the times
     times = table.column(TIMESTAMP).cast(pa.int64()).to_numpy()
     lo, hi = np.searchsorted(times, [span.start_ms, span.end_ms])
     return table.slice(int(lo), int(hi - lo))
@@ -114,7 +116,7 @@ def hot_table(candles: Sequence[LiveCandle], span: Span) -> pa.Table:
 
 def tiered_frame(table: pa.Table, as_float: bool) -> pd.DataFrame:
     """A tiered table as a DataFrame indexed by open time; ``tier`` as a categorical name."""
-    codes = table.column(TIER).to_numpy().astype(np.int64)
+    codes = table.column(TIER).to_numpy()
     tiers = pd.Categorical.from_codes(codes, categories=pd.Index(TIERS))
     return to_frame(table.drop_columns([TIER]), as_float, extra={TIER: tiers})
 
@@ -124,13 +126,13 @@ def stitch(tables: Sequence[pa.Table]) -> pa.Table:
 
     Where tiers overlap, the row of the most authoritative tier (lowest ``tier``) is kept.
     """
-    tables = sorted((t for t in tables if t.num_rows), key=_first_ms)
+    tables = sorted((t for t in tables if t.num_rows), key=first_ms)
     if not tables:
         return TIERED_SCHEMA.empty_table()
     if len(tables) == 1:
         return tables[0]
     table = pa.concat_tables(tables)
-    if all(_last_ms(a) < _first_ms(b) for a, b in itertools.pairwise(tables)):
+    if all(last_ms(a) < first_ms(b) for a, b in itertools.pairwise(tables)):
         return table  # tiers that do not overlap (archive, then warm days): already in order
     order = pc.sort_indices(table, [(TIMESTAMP, "ascending"), (TIER, "ascending")])
     table = table.take(order)
@@ -140,12 +142,14 @@ def stitch(tables: Sequence[pa.Table]) -> pa.Table:
     return table.filter(pa.array(first)) if not first.all() else table
 
 
-def _first_ms(table: pa.Table) -> int:
+def first_ms(table: pa.Table) -> int:
+    """The first row's open time (ms epoch) of a non-empty table."""
     value: int = table.column(TIMESTAMP)[0].cast(pa.int64()).as_py()
     return value
 
 
-def _last_ms(table: pa.Table) -> int:
+def last_ms(table: pa.Table) -> int:
+    """The last row's open time (ms epoch) of a non-empty table."""
     value: int = table.column(TIMESTAMP)[-1].cast(pa.int64()).as_py()
     return value
 

@@ -205,7 +205,9 @@ class CandleArchive:
         """A month's candles and what the file records about them, or ``None``."""
         path = self.month_path(exchange, symbol, timeframe, month)
         try:
-            table = pq.read_table(path, filesystem=self.fs)
+            # one known file: ParquetFile skips read_table's dataset discovery
+            with self.fs.open_input_file(path) as source:
+                table = pq.ParquetFile(source).read()
         except FileNotFoundError:
             return None
         except (OSError, pa.ArrowInvalid) as exc:

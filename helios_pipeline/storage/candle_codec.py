@@ -20,14 +20,18 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from helios_pipeline.domain.columns import (
@@ -51,6 +55,7 @@ from helios_pipeline.domain.schema import (
 from helios_pipeline.domain.timeframe import ms_to_datetime
 
 FLAG_SEPARATOR = ";"  # anomaly flags in CSV; rule names never contain it
+_PARALLEL_FROM_ROWS = 100_000  # below this, starting threads costs more than they save
 
 
 # Fixed so that the same table always gives the same bytes. Snappy and no dictionary pages keep
@@ -395,23 +400,66 @@ def to_frame(table: pa.Table, as_float: bool,
             instead of ``Decimal`` objects.
         extra: More columns (array-likes of the table's length) appended after the table's.
     """
+    floats = _float_columns(table) if as_float else {}
     columns: dict[str, Any] = {}
     for field, column in zip(table.schema, table.columns, strict=True):
         if field.name == TIMESTAMP:
             continue
-        if as_float and field.name in DECIMAL_COLUMNS:
-            # correctly rounded (``domain.decimal_float``); a direct decimal cast may be off an ulp
-            columns[field.name] = decimal_to_float(column).to_numpy(zero_copy_only=False)
+        if field.name in floats:
+            columns[field.name] = floats[field.name]
         elif pa.types.is_int64(field.type):
-            whole = column.combine_chunks()
-            columns[field.name] = pd.arrays.IntegerArray(
-                whole.fill_null(0).to_numpy(), whole.is_null().to_numpy(zero_copy_only=False))
+            columns[field.name] = _integers(column)
         elif pa.types.is_floating(field.type) or pa.types.is_boolean(field.type):
             columns[field.name] = column.to_numpy()
-        else:  # Decimal objects, the flag lists
+        elif field.name == ANOMALY_FLAGS:
+            columns[field.name] = _flag_tuples(column)
+        else:  # Decimal objects
             columns[field.name] = column.to_pandas().to_numpy()
     columns.update(extra or {})
     times = table.schema.field(TIMESTAMP).type
     index = pd.DatetimeIndex(table.column(TIMESTAMP).to_numpy(), name=TIMESTAMP,
                              dtype=pd.DatetimeTZDtype(times.unit, times.tz))
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _float_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The decimal columns as float64, each value correctly rounded (``domain.decimal_float``).
+
+    A direct Arrow cast may be an ulp off. Long tables convert their columns in parallel
+    threads (the compiled conversion releases the GIL): a year of 1m in 22 ms instead of 37.
+    """
+    names = [name for name in DECIMAL_COLUMNS if name in table.column_names]
+
+    def convert(name: str) -> np.ndarray:
+        values: np.ndarray = decimal_to_float(table.column(name)).to_numpy(zero_copy_only=False)
+        return values
+
+    if table.num_rows < _PARALLEL_FROM_ROWS:
+        return {name: convert(name) for name in names}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return dict(zip(names, pool.map(convert, names), strict=True))
+
+
+def _integers(column: pa.ChunkedArray) -> pd.arrays.IntegerArray:
+    """A nullable int64 column as pandas' ``Int64`` (no null: no fill pass)."""
+    if column.null_count == 0:
+        values = column.to_numpy()
+        return pd.arrays.IntegerArray(values, np.zeros(values.size, dtype=bool))
+    return pd.arrays.IntegerArray(column.fill_null(0).to_numpy(),
+                                  column.is_null().to_numpy())
+
+
+def _flag_tuples(column: pa.ChunkedArray) -> np.ndarray:
+    """Each row's flag names as a tuple, as a candle holds them.
+
+    Most rows have no flag: they share one empty tuple, and only flagged rows become Python
+    objects (``to_pandas`` makes an array per row: 80 ms for a year of 1m, against about 1 ms).
+    """
+    lists = column.combine_chunks()
+    tuples = np.empty(len(lists), dtype=object)
+    tuples.fill(())
+    counts = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    flagged = np.flatnonzero(counts)
+    for row, flags in zip(flagged, lists.take(pa.array(flagged)).to_pylist(), strict=True):
+        tuples[row] = tuple(flags)
+    return tuples
