@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helios_pipeline.signals.profile import _first_edge_above, _padded, bin_edges, spread_volume
+from helios_pipeline.signals.profile import bin_edges, first_edge_above, spread_volume
 
 
 def brute_force_profile(frame: pd.DataFrame, edges: np.ndarray) -> np.ndarray:
@@ -58,5 +58,7 @@ def test_bucketing_by_arithmetic_is_the_binary_search(bins: int | None,
     inner = edges[1:-1]
     values = np.concatenate([edges, np.nextafter(inner, -np.inf), np.nextafter(inner, np.inf),
                              np.random.default_rng(0).uniform(edges[0], edges[-1], 10_000)])
-    assert (_first_edge_above(values, edges, _padded(edges))
-            == np.searchsorted(edges, values, side="right")).all()
+    padded = np.concatenate(([-np.inf], edges, [np.inf]))
+    step = (edges[-1] - edges[0]) / (edges.size - 1)
+    found = [first_edge_above(value, edges[0], step, padded) for value in values]
+    assert (np.array(found) == np.searchsorted(edges, values, side="right")).all()
