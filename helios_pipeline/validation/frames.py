@@ -12,6 +12,8 @@ the same float64 operations in the same order, and medians that are exact select
 models (``validation.schemas``) and Great Expectations suites (``validation.expectations``) carry
 the rules as checks on those columns. Ticker frames (``timestamp``, ``price``, ``volume``, ``bid``,
 ``ask``, ``received_at``, optional ``reference_price``) have the same pair of functions.
+
+Reading the columns is ``validation.frame_inputs``; the rolling medians, ``validation.medians``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from helios_pipeline.domain.columns import (
     ASK,
@@ -41,6 +42,16 @@ from helios_pipeline.domain.columns import (
     VOLUME,
 )
 from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.validation.frame_inputs import (
+    Bools,
+    Floats,
+    FrameInputError,
+    Ints,
+    float_column,
+    frame_timestamps,
+    optional_column,
+)
+from helios_pipeline.validation.medians import prior_medians
 from helios_pipeline.validation.rules import (
     CANDLE_RULES,
     HARD_RULES,
@@ -48,13 +59,8 @@ from helios_pipeline.validation.rules import (
     TICK_RULES,
     Rule,
     ValidationThresholds,
-    is_absent,
-    to_float,
 )
 
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
-Bools = npt.NDArray[np.bool_]
 Derived = dict[str, npt.NDArray[Any]]
 
 HARD_RULES_COLUMN = "hard_rules"
@@ -84,151 +90,6 @@ FLAT_FILL = "zero_volume_flat"
 CANDLE_PRICES = (OPEN, HIGH, LOW, CLOSE)
 TICK_PRICES = (PRICE, BID, ASK)
 # Timestamps beyond year 9999 are not times; refusing them also keeps int64 arithmetic exact.
-MAX_ABS_TS_MS = 253_402_300_800_000
-_CHUNK = 8192  # windows partitioned at once: bounds the memory of a 1M-row frame
-
-
-class FrameInputError(ValueError):
-    """A frame lacks a column the rules need, or holds timestamps that are not ms epoch times."""
-
-
-# -- inputs ---------------------------------------------------------------------------------------
-
-
-def frame_timestamps(frame: pd.DataFrame) -> Ints:
-    """Open (or exchange) times in ms from the ``timestamp`` column, else the index.
-
-    Raises:
-        FrameInputError: No timestamp, a missing one, naive datetimes, a sub-millisecond part, or
-            a value outside years 1..9999.
-    """
-    source: Any = frame[TIMESTAMP] if TIMESTAMP in frame.columns else frame.index
-    is_time = isinstance(source.dtype, pd.DatetimeTZDtype)
-    if (is_time or _is_numeric(source.dtype, "iu")) and source.hasnans:
-        raise FrameInputError("The timestamp has missing values; quarantine those rows first.")
-    if is_time:
-        times = pd.DatetimeIndex(source)
-        whole = times.as_unit("ms")
-        if not bool((whole == times).all()):
-            raise FrameInputError("Timestamps must be whole milliseconds (ms epoch).")
-        values = np.asarray(whole.asi8, dtype=np.int64)
-    elif _is_numeric(source.dtype, "iu"):
-        values = np.asarray(source.to_numpy(dtype=np.int64), dtype=np.int64)
-    else:
-        raise FrameInputError(
-            f"The timestamp ({TIMESTAMP!r} column or index) must be ms epoch integers or tz-aware "
-            f"datetimes, not {source.dtype}."
-        )
-    if values.size and int(np.abs(values).max()) > MAX_ABS_TS_MS:
-        raise FrameInputError(f"A timestamp is outside years 1..9999 (|ms| > {MAX_ABS_TS_MS}).")
-    return values
-
-
-def float_column(frame: pd.DataFrame, name: str) -> Floats:
-    """A required column as the float64 the rules compare (NaN where not a number).
-
-    Raises:
-        FrameInputError: The column is missing.
-    """
-    if name not in frame.columns:
-        raise FrameInputError(f"The frame has no {name!r} column; columns: {list(frame.columns)}.")
-    column = frame[name]
-    if _is_numeric(column.dtype, "fiu"):
-        return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-    return np.fromiter(map(to_float, column.tolist()), dtype=np.float64, count=len(column))
-
-
-def _is_numeric(dtype: Any, kinds: str) -> bool:
-    """A numpy or pandas-extension numeric dtype of those kinds (bools excluded)."""
-    if isinstance(dtype, np.dtype):
-        return dtype.kind in kinds
-    numpy_type = getattr(dtype, "numpy_dtype", None)  # Int64, Float64, ...
-    return isinstance(numpy_type, np.dtype) and numpy_type.kind in kinds
-
-
-def optional_column(frame: pd.DataFrame, name: str) -> tuple[Floats, Bools]:
-    """An optional column as floats and where a value is present (``rules.is_absent``)."""
-    n = len(frame)
-    if name not in frame.columns:
-        return np.full(n, np.nan), np.zeros(n, dtype=bool)
-    if _is_numeric(frame[name].dtype, "fiu"):
-        values = float_column(frame, name)
-        return values, ~np.isnan(values)
-    items = frame[name].tolist()
-    present = np.fromiter((not is_absent(x) for x in items), dtype=bool, count=n)
-    values = np.fromiter((np.nan if is_absent(x) else to_float(x) for x in items),
-                         dtype=np.float64, count=n)
-    return values, present
-
-
-# -- medians over the previous values ------------------------------------------------------------
-
-
-def prior_medians(values: Floats, window: int, with_mad: bool) -> tuple[Ints, Floats, Floats]:
-    """Per row: how many earlier values were numbers, their median and MAD over ``window``.
-
-    The statistics of row ``i`` use the last ``window`` finite values received before it (fewer
-    when fewer are known; the lower median for an even count); NaN when none is known.
-
-    Returns:
-        ``(count, median, mad)``; ``mad`` is all NaN unless ``with_mad``.
-    """
-    finite = np.isfinite(values)
-    known = values[finite] + 0.0  # -0.0 -> 0.0, as the scalar windows store it
-    count = np.cumsum(finite) - finite
-    med_at, mad_at = _end_medians(known, window, with_mad)
-    return count, med_at[count], mad_at[count]
-
-
-def _end_medians(known: Floats, window: int, with_mad: bool) -> tuple[Floats, Floats]:
-    """Median and MAD of ``known[max(0, j - window):j]`` for every ``j`` in ``0..len(known)``."""
-    n = len(known)
-    med = np.full(n + 1, np.nan)
-    mad = np.full(n + 1, np.nan)
-    mid = (window - 1) // 2
-    part = min(window - 1, n)
-    if part:
-        matrix, real = _padded_prefixes(known[:part], window)
-        _select(matrix, real, mid, with_mad, med[1:part + 1], mad[1:part + 1])
-    if n >= window:
-        windows = sliding_window_view(known, window)
-        for start in range(0, n - window + 1, _CHUNK):
-            block = windows[start:start + _CHUNK]
-            stop = window + start + len(block)
-            _select(block, None, mid, with_mad, med[window + start:stop], mad[window + start:stop])
-    return med, mad
-
-
-def _padded_prefixes(prefix: Floats, window: int) -> tuple[Floats, Bools]:
-    """Each prefix ``prefix[:r + 1]`` as a row padded to ``window`` values with -inf and +inf.
-
-    The pads are placed so that the middle selection of a padded row is the lower median of its
-    real values. Also returns where the real values are.
-    """
-    part = len(prefix)
-    counts = np.arange(1, part + 1)
-    before = (window - 1) // 2 - (counts - 1) // 2
-    source = np.arange(window)[None, :] - before[:, None]
-    real = (source >= 0) & (source < counts[:, None])
-    taken = prefix[np.clip(source, 0, part - 1)]
-    matrix = np.where(real, taken, np.where(source < 0, -np.inf, np.inf))
-    return matrix, real
-
-
-def _select(
-    block: Floats, real: Bools | None, mid: int, with_mad: bool, med_out: Floats, mad_out: Floats
-) -> None:
-    work = np.array(block, dtype=np.float64)  # a writable copy
-    work.partition(mid, axis=1)
-    med_out[:] = work[:, mid]
-    if not with_mad:
-        return
-    np.subtract(block, med_out[:, None], out=work)
-    np.abs(work, out=work)
-    if real is not None:  # padding keeps its -inf/+inf so the selection index still works
-        np.copyto(work, block, where=~real)
-    work.partition(mid, axis=1)
-    mad_out[:] = work[:, mid]
 
 
 # -- candles --------------------------------------------------------------------------------------
