@@ -10,10 +10,14 @@ same steps one candle at a time.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
+import pyarrow as pa
 
+from helios_pipeline.domain.decimal_float import decimal_to_float
 from helios_pipeline.signals.inputs import FloatArray
+from helios_pipeline.signals.profile import bin_edges, spread_volume
 from helios_pipeline.signals.smoothing import (
     compiled,
     ema_from,
@@ -218,7 +222,10 @@ def _adx_into(dx: FloatArray, period: int, out: FloatArray) -> None:
 
 
 def precompile() -> None:
-    """Compile (or load from the on-disk cache) every kernel, on a few rows of made-up prices.
+    """Compile (or load from the on-disk cache) every numba kernel, on a few made-up rows.
+
+    The indicator kernels here, the volume profile's (``signals.profile``) and the exact
+    decimal-to-float conversion's (``domain.decimal_float``).
 
     The first call in a fresh checkout compiles and caches the machine code (seconds; see
     ``docs/signals.md``); ``scripts/test`` runs it once before the tests, so that no test, and
@@ -232,3 +239,5 @@ def precompile() -> None:
     atr_kernel(high, low, close, 14)
     adx_kernel(high, low, close, 14)
     ema_from(close, 19, 20)
+    spread_volume(low, high, np.ones_like(close), bin_edges(low.min(), high.max(), 10, None))
+    decimal_to_float(pa.array([Decimal("60000.12"), None], pa.decimal128(38, 18)))
