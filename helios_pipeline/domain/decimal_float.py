@@ -41,8 +41,10 @@ def decimal_to_float(array: pa.Array | pa.ChunkedArray) -> pa.Array:
         return _via_text(_combined(array))
     scale = array.type.scale
     scales = [k for k in _SCALES if k <= scale and scale - k <= _MAX_POWER]
-    if scale <= _MAX_EXACT_POWER and scale not in scales:
+    if 0 <= scale <= _MAX_EXACT_POWER and scale not in scales:
         scales.append(scale)
+    if not scales:  # a negative or very long scale: no exact fast path
+        return _via_text(_combined(array))
     floats = np.empty(len(array), dtype=np.float64)
     done = np.empty(len(array), dtype=np.bool_)
     missed, start = 0, 0
