@@ -84,18 +84,36 @@ def spread_volume(low: FloatArray, high: FloatArray, volume: FloatArray,
     """Volume per bin with each candle's volume uniform over its low..high range.
 
     ``edges`` are equally spaced and ascending (as :func:`bin_edges` makes them).
+
+    Raises:
+        BadCandleError: A candle without finite prices, with ``high < low`` or a negative or
+            missing volume (nothing is spread then).
     """
+    low, high, volume = (np.ascontiguousarray(a, dtype=np.float64) for a in (low, high, volume))
+    bad = _first_unspreadable(low, high, volume)
+    if bad >= 0:
+        raise BadCandleError(bad, f"low={low[bad]}, high={high[bad]}, volume={volume[bad]}")
     volumes = np.zeros(edges.size - 1)
-    _spread(np.ascontiguousarray(low, dtype=np.float64),
-            np.ascontiguousarray(high, dtype=np.float64),
-            np.ascontiguousarray(volume, dtype=np.float64), edges, volumes)
+    _spread(low, high, volume, edges, volumes)
     return volumes
+
+
+class BadCandleError(ValueError):
+    """A candle a volume profile cannot spread; ``row`` is its position in the input."""
+
+    def __init__(self, row: int, values: str, where: str | None = None) -> None:
+        super().__init__(f"{where or f'candle {row}'} ({values}): a volume profile needs finite "
+                         "prices with low <= high and a volume >= 0; repair or drop that candle.")
+        self.row, self.values = row, values
 
 
 @compiled
 def _spread(low: FloatArray, high: FloatArray, volume: FloatArray, edges: FloatArray,
             volumes: FloatArray) -> None:
-    """Add each candle's volume to ``volumes`` (one pass; the method is the module's)."""
+    """Add each candle's volume to ``volumes`` (one pass; the method is the module's).
+
+    Every candle must be spreadable (:func:`_first_unspreadable` returned -1).
+    """
     padded = np.empty(edges.size + 2)  # edges between -inf and +inf: padded[i] == edges[i - 1]
     padded[0], padded[-1] = -np.inf, np.inf
     padded[1:-1] = edges
@@ -121,6 +139,25 @@ def _spread(low: FloatArray, high: FloatArray, volume: FloatArray, edges: FloatA
     below = (edges * np.cumsum(opened_density - closed_density)[:-1]
              - np.cumsum(opened_moment - closed_moment)[:-1])
     volumes += np.diff(below)
+
+
+@compiled
+def _first_unspreadable(low: FloatArray, high: FloatArray, volume: FloatArray) -> int:
+    """Position of the first candle a profile cannot spread, or -1.
+
+    Spreadable: finite prices with ``low <= high`` and a finite volume >= 0.
+    """
+    every = True
+    for i in range(low.size):  # no early exit: the loop vectorises (the usual case: all fine)
+        every &= (np.isfinite(low[i]) & np.isfinite(high[i]) & (low[i] <= high[i])
+                  & np.isfinite(volume[i]) & (volume[i] >= 0.0))
+    if every:
+        return -1
+    for i in range(low.size):
+        if not (np.isfinite(low[i]) and np.isfinite(high[i]) and low[i] <= high[i]
+                and np.isfinite(volume[i]) and volume[i] >= 0.0):
+            return i
+    return -1
 
 
 @compiled
@@ -161,15 +198,21 @@ def volume_profile(frame: pd.DataFrame, bins: int | None = 50,
     """The profile of candles with float ``low``, ``high`` and ``volume`` columns.
 
     Raises:
-        ValueError: No candles, or bad ``bins`` / ``bin_size`` (see :func:`bin_edges`).
+        ValueError: No candles, or bad ``bins`` / ``bin_size`` (see :func:`bin_edges`), or a
+            candle that cannot be spread (:class:`BadCandleError`, naming it).
     """
     if frame.empty:
         raise ValueError("No candles in the window: a volume profile needs at least one.")
     low = frame["low"].to_numpy(dtype=np.float64)
     high = frame["high"].to_numpy(dtype=np.float64)
     volume = frame["volume"].to_numpy(dtype=np.float64)
+    bad = _first_unspreadable(low, high, volume)
+    if bad >= 0:
+        raise BadCandleError(bad, f"low={low[bad]}, high={high[bad]}, volume={volume[bad]}",
+                             f"the candle at {frame.index[bad]}")
     edges = bin_edges(float(low.min()), float(high.max()), None if bin_size else bins, bin_size)
-    volumes = spread_volume(low, high, volume, edges)
+    volumes = np.zeros(edges.size - 1)
+    _spread(low, high, volume, edges, volumes)
     poc, lo, hi = value_area(volumes)
     table = pd.DataFrame({"price_low": edges[:-1], "price_high": edges[1:], "volume": volumes})
     return VolumeProfile(

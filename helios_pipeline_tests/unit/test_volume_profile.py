@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helios_pipeline.signals.profile import bin_edges, first_edge_above, spread_volume
+from helios_pipeline.signals.profile import (
+    BadCandleError,
+    bin_edges,
+    first_edge_above,
+    spread_volume,
+    volume_profile,
+)
 
 
 def brute_force_profile(frame: pd.DataFrame, edges: np.ndarray) -> np.ndarray:
@@ -62,3 +68,15 @@ def test_bucketing_by_arithmetic_is_the_binary_search(bins: int | None,
     step = (edges[-1] - edges[0]) / (edges.size - 1)
     found = [first_edge_above(value, edges[0], step, padded) for value in values]
     assert (np.array(found) == np.searchsorted(edges, values, side="right")).all()
+
+
+@pytest.mark.parametrize(("column", "value"), [("low", np.nan), ("high", np.inf),
+                                               ("volume", -1.0), ("volume", np.nan),
+                                               ("high", 50.0)])
+def test_a_candle_that_cannot_be_spread_is_named(column: str, value: float) -> None:
+    frame = candles(4, n=50)
+    frame.index = pd.date_range("2024-01-01", periods=50, freq="1min", tz="UTC")
+    frame.iloc[17, frame.columns.get_loc(column)] = value
+    with pytest.raises(BadCandleError, match="the candle at 2024-01-01 00:17:00") as caught:
+        volume_profile(frame, bins=10)
+    assert caught.value.row == 17
