@@ -4,9 +4,10 @@ Starts its own ``influxd`` (Debian's ``influxdb`` 1.6) on free ports and stops i
 Data: Binance's real 1m candles of 2020-03-12 placed on each of the last 29 days for two
 symbols (83,520 candles, all inside the 30-day retention window).
 
-* Ours: ``InfluxMirror.write_candles`` (line protocol through ``influxdb_client.Point``, gzip,
-  durable SQLite outbox commit with fsync) then ``flush`` (``/write`` per 5,000-line batch,
-  deleting each batch once InfluxDB took it), into a fresh database.
+* Ours: ``InfluxMirror.write_candle_table`` of each day partition, as the feed queues them
+  (line protocol through influxdb-client's DataFrame serializer from exact-to-nearest float
+  columns, gzip, durable SQLite outbox commit with fsync) then ``flush`` (``/write`` per
+  5,000-line batch, deleting each batch once InfluxDB took it), into a fresh database.
 * Baseline: the same lines, built beforehand, gzip-compressed in the same 5,000-line batches
   and POSTed to ``/write`` over one keep-alive ``http.client`` connection into a fresh
   database: what InfluxDB itself can take, with nothing durable in front of it.
@@ -29,9 +30,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
+
 from benchmarks._common import free_port, report
-from helios_pipeline.domain.models import OHLCVData
-from helios_pipeline.storage.influx.lines import candle_lines
+from helios_pipeline.domain.timeframe import Timeframe
+from helios_pipeline.storage.candle_codec import to_table
+from helios_pipeline.storage.candles import candle_columns
+from helios_pipeline.storage.influx.lines import candle_table_lines
 from helios_pipeline.storage.influx.mirror import InfluxMirror
 from helios_pipeline_tests.influx_data import days_ago, real_candles
 
@@ -81,13 +86,20 @@ def influxd(workdir: Path) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-def candles() -> list[OHLCVData]:
+def partitions() -> list[tuple[str, pa.Table]]:
+    """(symbol, day table) of every day partition, as the feed reads them."""
     out = []
     for days in range(DAYS, 0, -1):
         day = real_candles(shift_to=days_ago(days))
         for symbol in SYMBOLS:
-            out.extend(replace(c, symbol=symbol) for c in day)
+            candles = [replace(c, symbol=symbol) for c in day]
+            out.append((symbol, to_table(candle_columns(candles), "benchmark day")))
     return out
+
+
+def all_lines(data: list[tuple[str, pa.Table]]) -> list[str]:
+    return [line for symbol, table in data
+            for line in candle_table_lines("binance", symbol, Timeframe.M1, table)]
 
 
 def count(url: str, database: str) -> int:
@@ -99,14 +111,16 @@ def count(url: str, database: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def ours(url: str, database: str, data: list[OHLCVData], outbox: Path) -> float:
+def ours(url: str, database: str, data: list[tuple[str, pa.Table]], outbox: Path) -> float:
     mirror = InfluxMirror(url, database, outbox, batch_points=BATCH)
     began = time.perf_counter()
-    mirror.write_candles("binance", data)
+    for symbol, table in data:
+        mirror.write_candle_table("binance", symbol, Timeframe.M1, table)
     flushed = mirror.flush()
     elapsed = time.perf_counter() - began
     mirror.close()
-    assert (flushed.sent_points, flushed.pending_batches) == (len(data), 0), flushed
+    points = sum(table.num_rows for _, table in data)
+    assert (flushed.sent_points, flushed.pending_batches) == (points, 0), flushed
     return elapsed
 
 
@@ -131,16 +145,16 @@ def plain_post(url: str, database: str, lines: list[str]) -> float:
 
 
 def main() -> None:
-    data = candles()
-    lines = candle_lines("binance", data)
+    data = partitions()
+    lines = all_lines(data)
     with tempfile.TemporaryDirectory() as tmp, influxd(Path(tmp)) as url:
         ours_s, base_s = [], []
         for run in range(RUNS):
             base_s.append(plain_post(url, f"plain_{run}", lines))
             ours_s.append(ours(url, f"ours_{run}", data, Path(tmp) / f"outbox_{run}"))
-            assert count(url, f"ours_{run}") == count(url, f"plain_{run}") == len(data)
-        build_s = min(_time(lambda: candle_lines("binance", data)) for _ in range(RUNS))
-    points = len(data)
+            assert count(url, f"ours_{run}") == count(url, f"plain_{run}") == len(lines)
+        build_s = min(_time(lambda: all_lines(data)) for _ in range(RUNS))
+    points = len(lines)
     print(f"{points:,} candles, batches of {BATCH:,}; line building alone: "
           f"{points / build_s:,.0f} points/s")
     report("influx mirror (queue durably + send)", points / min(ours_s), points / min(base_s),

@@ -1,4 +1,4 @@
-"""The InfluxDB mirror against a real influxd: exact lines, retention, the durable outbox."""
+"""The InfluxDB mirror against a real influxd: its lines, retention, the durable outbox."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.ticks import Tick
 from helios_pipeline.domain.timeframe import Timeframe, datetime_to_ms
-from helios_pipeline.storage.candles import CandleStore
+from helios_pipeline.storage.candle_codec import to_table
+from helios_pipeline.storage.candles import CandleStore, candle_columns
 from helios_pipeline.storage.influx.feed import queue_candles
-from helios_pipeline.storage.influx.lines import candle_line
+from helios_pipeline.storage.influx.lines import candle_line, candle_lines, candle_table_lines
 from helios_pipeline.storage.influx.mirror import InfluxMirror
 from helios_pipeline.storage.metadata import MetadataStore
 from helios_pipeline_tests.influx_data import real_candles, yesterday
@@ -27,18 +30,35 @@ def mirror(influx: InfluxServer, tmp_path: Path) -> InfluxMirror:
                         batch_points=500)
 
 
-def test_candle_line_carries_the_exchanges_digits_and_tags() -> None:
+def test_candle_line_carries_the_nearest_doubles_and_tags() -> None:
     candle = real_candles()[0]
     line = candle_line("binance", candle)
     assert line == (
-        "ohlcv,exchange=binance,symbol=BTC/USDT,timeframe=1m close=7949.22000000,"
-        "high=7954.59000000,low=7934.43000000,open=7934.58000000,quote_volume=429402.29799722,"
-        "taker_buy_quote_volume=295788.26344769,taker_buy_volume=37.21543300,trades=610i,"
-        "volume=54.02587000 1583971200000")
+        "ohlcv,exchange=binance,symbol=BTC/USDT,timeframe=1m close=7949.22,"
+        "high=7954.59,low=7934.43,open=7934.58,quote_volume=429402.29799722,"
+        "taker_buy_quote_volume=295788.26344769,taker_buy_volume=37.215433,trades=610i,"
+        "volume=54.02587 1583971200000")
     tiny = replace(candle, volume=Decimal("0E-18"), close=Decimal("1E+4"), trades=None)
     assert ",trades=" not in candle_line("binance", tiny)
-    assert "close=10000," in candle_line("binance", tiny)
-    assert "volume=0.000000000000000000 " in candle_line("binance", tiny)
+    assert "close=10000.0," in candle_line("binance", tiny)
+    assert "volume=0.0 " in candle_line("binance", tiny)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=Decimal("1E-12"), max_value=Decimal("1E+12"), places=18,
+                   allow_nan=False, allow_infinity=False))
+def test_a_field_reads_back_as_the_double_of_the_exchanges_text(value: Decimal) -> None:
+    """What InfluxDB parses from our text is what it would parse from the exchange's."""
+    line = candle_line("binance", replace(real_candles()[0], close=value))
+    text = line.split("close=", 1)[1].split(",", 1)[0]
+    assert float(text) == float(str(value))
+
+
+def test_a_partition_table_gives_the_same_lines_as_its_candles() -> None:
+    candles = real_candles()[:50]
+    table = to_table(candle_columns(candles), "test")
+    assert candle_table_lines("binance", "BTC/USDT", Timeframe.M1, table) == candle_lines(
+        "binance", candles)
 
 
 def test_candles_arrive_once_with_values_and_tags(

@@ -16,11 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from helios_pipeline.domain.columns import TIMESTAMP
 from helios_pipeline.domain.symbols import normalize_symbol
 from helios_pipeline.domain.ticks import TickKind
-from helios_pipeline.domain.timeframe import datetime_to_ms, ms_to_datetime
-from helios_pipeline.storage.candle_codec import read_table, table_columns
-from helios_pipeline.storage.candles import candles_of
+from helios_pipeline.domain.timeframe import ms_to_datetime
+from helios_pipeline.storage.candle_codec import read_table
 from helios_pipeline.storage.catalog_rows import PartitionRecord
 from helios_pipeline.storage.hot.store import HotStore
 from helios_pipeline.storage.influx.mirror import InfluxMirror
@@ -65,10 +68,12 @@ def queue_candles(mirror: InfluxMirror, catalog: MetadataStore, now_ms: int,
         cursor = candle_cursor(record)
         if done.get(cursor) == record.content_hash or not record.rows:
             continue
-        candles = candles_of(table_columns(read_table(record.path)),
-                             normalize_symbol(record.symbol), record.timeframe)
-        recent = [c for c in candles if datetime_to_ms(c.timestamp) >= since_ms]
-        points += mirror.write_candles(record.exchange, recent, {cursor: record.content_hash})
+        table = read_table(record.path)
+        recent = table.filter(pc.greater_equal(table.column(TIMESTAMP).cast(pa.int64()),
+                                               since_ms))
+        points += mirror.write_candle_table(record.exchange, normalize_symbol(record.symbol),
+                                            record.timeframe, recent,
+                                            {cursor: record.content_hash})
         units += 1
     return QueuedReport(units, points)
 

@@ -13,12 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from helios_pipeline.domain.models import OHLCVData
 from helios_pipeline.domain.ticks import Tick
+from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.storage.influx.lines import (
     CANDLE_PRECISION,
     TICK_PRECISION,
     candle_lines,
+    candle_table_lines,
     tick_lines,
 )
 from helios_pipeline.storage.influx.outbox import Batch, Outbox
@@ -94,7 +98,15 @@ class InfluxMirror:
             candles: The candles.
             cursors: Feed cursors to set in the same transaction (see ``Outbox.append``).
         """
-        lines = candle_lines(exchange, candles)
+        return self._queue_candles(candle_lines(exchange, list(candles)), cursors)
+
+    def write_candle_table(self, exchange: str, symbol: str, timeframe: Timeframe,
+                           table: pa.Table, cursors: Mapping[str, str] | None = None) -> int:
+        """:meth:`write_candles` of one series as a table (``OHLCV_SCHEMA``, e.g. a partition)."""
+        return self._queue_candles(candle_table_lines(exchange, symbol, timeframe, table),
+                                   cursors)
+
+    def _queue_candles(self, lines: list[str], cursors: Mapping[str, str] | None) -> int:
         self.outbox.append(CANDLE_PRECISION, lines, self.batch_points, cursors)
         return len(lines)
 
