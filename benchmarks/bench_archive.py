@@ -11,7 +11,11 @@ machine load.
    12 archive files, concatenated and cast to float64 (goal: < 150 ms and <= 1.5x);
 2. the same call from the 365 daily files (what compaction buys), beside the same raw read of
    the archive files, and beside a raw read of the 365 daily files;
-3. bytes on disk, archive vs daily files.
+3. bytes on disk, archive vs daily files;
+4. the scan engines the archive's hive layout admits, each beside ours: a ``pyarrow.dataset``
+   over the layout (filtered by symbol and timeframe, sorted, the same frame conversion) and
+   DuckDB's ``read_parquet(..., hive_partitioning = true)`` with ``CAST(... AS DOUBLE)`` to
+   a pandas frame. Ours reads the 12 month files it names directly.
 
 Run from the project root: ``python -m benchmarks.bench_archive`` (about a minute).
 """
@@ -26,12 +30,18 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import duckdb
+import pyarrow.dataset as ds
+
 from benchmarks._common import report
 from benchmarks.bench_query import FIRST, NOW, SYMBOL, raw_float_frame, timings_us, write_year
 from helios_pipeline.batch.archive import Tiers, closed_months, compact_month
+from helios_pipeline.domain.columns import DECIMAL_COLUMNS
+from helios_pipeline.domain.schema import OHLCV_SCHEMA
 from helios_pipeline.domain.timeframe import Timeframe
 from helios_pipeline.query.engine import MarketDataQuery
 from helios_pipeline.storage.archive import CandleArchive
+from helios_pipeline.storage.candle_codec import to_frame
 from helios_pipeline.storage.candles import CandleStore
 from helios_pipeline.storage.metadata import MetadataStore
 
@@ -69,6 +79,32 @@ def year_call(query: MarketDataQuery) -> Callable[[], None]:
     return call
 
 
+def dataset_scan(archive_root: Path) -> Callable[[], None]:
+    """A year of 1m through a ``pyarrow.dataset`` over the hive layout, as a float frame."""
+    def call() -> None:
+        dataset = ds.dataset(archive_root / "ohlcv", format="parquet", partitioning="hive")
+        table = dataset.to_table(filter=(ds.field("symbol") == "BTCUSDT")
+                                 & (ds.field("timeframe") == "1m"))
+        table = table.drop_columns(["exchange", "symbol", "timeframe", "month"])
+        assert len(to_frame(table.sort_by("timestamp"), as_float=True)) == 525_600
+
+    return call
+
+
+def duckdb_scan(archive_root: Path) -> Callable[[], None]:
+    """The same through DuckDB: one SQL scan of the layout, decimals cast to DOUBLE."""
+    columns = ", ".join(f"CAST({f.name} AS DOUBLE) AS {f.name}" if f.name in DECIMAL_COLUMNS
+                        else f.name for f in OHLCV_SCHEMA)
+    sql = (f"SELECT {columns} FROM read_parquet(?, hive_partitioning = true) "  # noqa: S608
+           "WHERE symbol = 'BTCUSDT' AND timeframe = '1m' ORDER BY timestamp")
+    glob = f"{archive_root}/ohlcv/**/*.parquet"
+
+    def call() -> None:
+        assert len(duckdb.execute(sql, [glob]).df()) == 525_600
+
+    return call
+
+
 def size(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
@@ -102,6 +138,13 @@ def main() -> None:
                "raw pq.read_table of the same 365 daily files + cast")
         report("bytes on disk, archive vs daily files", size(months) / 2**20,
                size(daily) / 2**20, "MiB", "365 daily Parquet files (snappy)")
+        for name, scan in (("a pyarrow.dataset scan of the layout + the same conversion",
+                            dataset_scan(cold_root / "archive")),
+                           ("a DuckDB scan of the layout, CAST AS DOUBLE, .df()",
+                            duckdb_scan(cold_root / "archive"))):
+            mine, theirs = paired_ms(year_call(query(cold_root)), scan)
+            report("one year of 1m as a float frame, from the archive", mine, theirs, "ms",
+                   name)
 
 
 if __name__ == "__main__":

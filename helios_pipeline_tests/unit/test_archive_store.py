@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -103,3 +104,17 @@ def test_the_hive_layout_scans_as_one_dataset(tmp_path: Path) -> None:
     assert may_btc.num_rows == 10
     assert set(dataset.to_table(columns=["symbol"]).column("symbol").to_pylist()) == {
         "BTCUSDT", "ETHUSDT"}
+
+
+def test_duckdb_reads_the_archive_with_its_hive_columns_and_exact_values(tmp_path: Path) -> None:
+    """The layout and encodings stay readable by other Parquet tools (docs/archive.md)."""
+    archive = CandleArchive(tmp_path)
+    day = date(2024, 5, 1)
+    table = day_table(day, 10)
+    archive.write_month("binance", "BTC/USDT", Timeframe.M1, day, table, {day: "h"})
+    rows = duckdb.execute(
+        "SELECT symbol, month, timestamp, close, volume FROM read_parquet(?, hive_partitioning "
+        "= true) ORDER BY timestamp", [f"{tmp_path}/ohlcv/**/*.parquet"]).fetchall()
+    assert [(r[0], str(r[1])[:7]) for r in rows] == [("BTCUSDT", "2024-05")] * 10
+    assert [r[3] for r in rows] == table.column("close").to_pylist()
+    assert [r[4] for r in rows] == table.column("volume").to_pylist()
