@@ -8,7 +8,7 @@ stay the exact record), so a money field is written as the double nearest its ex
 exactly what it would store from the exchange's own text. Absent values are left out, never
 written as 0; ``trades`` is an integer field.
 
-Candles go through influxdb-client's DataFrame serializer, a whole table at a time (about ten
+Candles go through influxdb-client's DataFrame serializer, a whole table at a time (about fifteen
 times faster than a ``Point`` per candle, docs/influx.md); ticks, a few per call, through
 ``Point`` from their ``Decimal`` values.
 
